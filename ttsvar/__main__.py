@@ -1,0 +1,3 @@
+from ttsvar.cli import main
+
+raise SystemExit(main())
