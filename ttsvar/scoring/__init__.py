@@ -1,0 +1,1 @@
+"""Reward models and feature extractors: the verifiers that steer the search."""
