@@ -1,0 +1,1 @@
+"""Infinity: transformer, BSQ VAE, text encoder, scale grids and checkpoint loading."""
