@@ -76,8 +76,11 @@ def _read_sharded(folder: Path, what: str, hint: str) -> dict[str, torch.Tensor]
     return state
 
 
-def load_strict(module: torch.nn.Module, state: Mapping[str, torch.Tensor], what: str) -> None:
-    """Copy `state` into `module`, or raise one readable error listing every mismatch."""
+def load_strict(module: torch.nn.Module, state: Mapping[str, torch.Tensor], what: str, *, assign: bool = False) -> None:
+    """Copy `state` into `module`, or raise one readable error listing every mismatch.
+
+    `assign` adopts the tensors instead of copying (for a module built on the meta device).
+    """
     own = module.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
@@ -95,7 +98,7 @@ def load_strict(module: torch.nn.Module, state: Mapping[str, torch.Tensor], what
             + "Check that the file is the right one for this model (a transformer file in the VAE "
             "slot, or a truncated download, gives this error)."
         )
-    module.load_state_dict(state, strict=True)
+    module.load_state_dict(state, strict=True, assign=assign)
 
 
 def _listing(title: str, items: list[str], limit: int = 12) -> str:
