@@ -183,6 +183,20 @@ def test_detection_round_trip(d: int, base: int, mult: tuple, stride: int) -> No
     assert img.shape == (1, 3, 2 * stride, 3 * stride)
 
 
+@pytest.mark.parametrize(
+    "d, mult, stride", [(32, (1, 2, 4, 4, 4), 16), (14, (1, 2, 4, 4), 8)]  # 2B d32reg, 8B d56_f8_14
+)
+def test_detection_full_size_layouts(d: int, mult: tuple, stride: int) -> None:
+    """The real 2B/8B layouts (base 128), built on the meta device: shapes only, no memory."""
+    from ttsvar.infinity.vae import VAEConfig
+
+    with torch.device("meta"):
+        model = BSQVAE(VAEConfig.standard(d, 128, mult, 2))
+    cfg = detect_vae_config(model.state_dict())
+    assert (cfg.base_ch, cfg.ch_mult, cfg.num_res_blocks, cfg.codebook_dim, cfg.stride) == (128, mult, 2, d, stride)
+    assert model.state_dict()["decoder.conv_in.conv.weight"].shape == (128 * mult[-1], d, 3, 3)
+
+
 def test_random_vae_deterministic() -> None:
     state_before = torch.random.get_rng_state()
     a = random_bsq_vae(7, base_ch=32, ch_mult=(1, 2), num_res_blocks=1)

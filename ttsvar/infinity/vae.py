@@ -33,7 +33,7 @@ from torch import nn
 
 from ttsvar.errors import TTSVarError
 from ttsvar.infinity.checkpoint import load_strict, read_state_dict
-from ttsvar.infinity.codes import bits_to_codes, resize_codes
+from ttsvar.infinity.codes import bits_to_codes, resize_codes, summed_codes_from_bits
 
 __all__ = [
     "VAEConfig",
@@ -353,8 +353,6 @@ class BSQVAE(nn.Module):
 
     def decode_bits(self, bits_per_scale: list[torch.Tensor], **kw) -> torch.Tensor:
         """Decode from each scale's bits `[B, h_k, w_k, d]` (convenience for tests and demos)."""
-        from ttsvar.infinity.codes import summed_codes_from_bits
-
         return self.decode(summed_codes_from_bits(bits_per_scale), **kw)
 
     # -- encoding (reconstruction / editing; not needed for text-to-image) --
