@@ -1,0 +1,242 @@
+"""Loader nodes: Infinity model, text encoder, feature extractor, reward models (+ combination).
+
+Every combo lists what is in the pack's model folders plus the built-in ``(tiny random demo)``
+entry (see :data:`nodes.common.TINY`). Loaded objects travel as node outputs: ComfyUI caches them,
+so each file is loaded once per loader output and shared by every consumer.
+"""
+
+from __future__ import annotations
+
+from . import comfy_bridge as bridge
+from .common import CATEGORY, FEATURES, MODEL, REWARD, TEXT_ENCODER, TINY, InputError, blame, guarded, tip
+
+DTYPES = ("auto", "bfloat16", "float16", "float32")
+
+#: Reward families offered by the loader; ``ttsvar.scoring`` implements them.
+REWARD_FAMILIES = ("imagereward", "hpsv2", "clip", "aesthetic", "pickscore")
+#: Feature-extractor families (cluster filter); ``pca`` / ``mean`` = how DINOv2 patch tokens are pooled.
+FEATURE_FAMILIES = ("dinov2 (pca)", "dinov2 (mean pool)", "clip-features")
+
+#: Default file names users download (documented in the README section).
+EXPECTED = {
+    "infinity_transformer": ("infinity_2b_reg.pth", "infinity_8b_weights/"),
+    "infinity_vae": ("infinity_vae_d32reg.pth", "infinity_vae_d56_f8_14_patchify.pth"),
+    "text_encoder": ("flan-t5-xl/",),
+    "imagereward": ("ImageReward.pt",),
+    "hpsv2": ("HPS_v2.1_compressed.pt",),
+    "dinov2": ("dinov2-large/",),
+}
+
+
+def _choices(key: str, *, files: bool = True, dirs: bool = True) -> list[str]:
+    return bridge.list_entries(key, files=files, dirs=dirs) + [TINY]
+
+
+def _resolve(key: str, input_name: str, name: str) -> str:
+    path = bridge.full_path(key, name)
+    if path is None:
+        raise InputError(
+            input_name,
+            f"'{name}' is not in the '{key}' model folder (searched: {bridge.searched(key)}). "
+            f"Put the file there or choose another entry.",
+        )
+    return path
+
+
+def _dtype(name: str):
+    if name == "auto":
+        return None
+    import torch
+
+    return getattr(torch, name)
+
+
+class TTSVAR_InfinityLoader:
+    DESCRIPTION = (
+        "Loads an Infinity transformer and its BSQ-VAE from models/infinity (architecture detected from "
+        "the checkpoint: 2B, 8B or any size). Choose '(tiny random demo)' in both boxes for a tiny model "
+        "with random weights (runs anywhere, images are noise)."
+    )
+    CATEGORY = f"{CATEGORY}/loaders"
+    RETURN_TYPES = (MODEL,)
+    RETURN_NAMES = ("model",)
+    OUTPUT_TOOLTIPS = ("The Infinity model (transformer + VAE), shared by every node that uses it.",)
+    FUNCTION = "load"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "transformer": (_choices("infinity"), tip("Transformer checkpoint in models/infinity: infinity_2b_reg.pth (2B) or the folder infinity_8b_weights/ (8B).")),
+                "vae": (_choices("infinity", dirs=False), tip("VAE checkpoint in models/infinity: infinity_vae_d32reg.pth (2B) or infinity_vae_d56_f8_14_patchify.pth (8B).")),
+                "dtype": (list(DTYPES), tip("Weight dtype; auto = bfloat16 on GPUs that support it, else float32.", default="auto")),
+            }
+        }
+
+    @guarded("TTS-VAR Load Infinity Model")
+    def load(self, transformer, vae, dtype="auto"):
+        if (transformer == TINY) != (vae == TINY):
+            which = "vae" if transformer == TINY else "transformer"
+            raise InputError(which, f"choose '{TINY}' for both transformer and vae, or real files for both.")
+        if transformer == TINY:
+            from ttsvar.infinity.tiny import tiny_random_model
+
+            return (tiny_random_model(seed=0),)
+        from ttsvar.infinity.model import load_infinity
+
+        t_path = _resolve("infinity", "transformer", transformer)
+        v_path = _resolve("infinity", "vae", vae)
+        with blame("transformer"):
+            model = load_infinity(t_path, v_path, device=bridge.offload_device(), dtype=_dtype(dtype))
+        return (model,)
+
+
+class TTSVAR_TextEncoderLoader:
+    DESCRIPTION = (
+        "Loads the Flan-T5-XL text encoder from a folder in models/text_encoders (e.g. flan-t5-xl/ with "
+        "config.json, tokenizer files and weights). '(tiny random demo)' builds a deterministic random "
+        "encoder sized for the connected model."
+    )
+    CATEGORY = f"{CATEGORY}/loaders"
+    RETURN_TYPES = (TEXT_ENCODER,)
+    RETURN_NAMES = ("text_encoder",)
+    OUTPUT_TOOLTIPS = ("The text encoder; feed it to TTS-VAR Encode Prompt.",)
+    FUNCTION = "load"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "encoder": (_choices("text_encoders", files=False), tip("Folder in models/text_encoders holding google/flan-t5-xl (e.g. flan-t5-xl/).")),
+                "dtype": (list(DTYPES), tip("Weight dtype; auto = bfloat16 on GPUs that support it, else float32.", default="auto")),
+            },
+            "optional": {
+                "model": (MODEL, tip("Only needed for '(tiny random demo)': the tiny encoder is sized for this model.")),
+            },
+        }
+
+    @guarded("TTS-VAR Load Text Encoder")
+    def load(self, encoder, dtype="auto", model=None):
+        if encoder == TINY:
+            if model is None:
+                raise InputError("model", f"'{TINY}' needs the model input connected (the tiny encoder is sized for it).")
+            from ttsvar.infinity.tiny import tiny_text_encoder
+
+            return (tiny_text_encoder(model, seed=0),)
+        from ttsvar.infinity.text import load_text_encoder
+
+        path = _resolve("text_encoders", "encoder", encoder)
+        with blame("encoder"):
+            return (load_text_encoder(path, device=bridge.offload_device(), dtype=_dtype(dtype)),)
+
+
+class TTSVAR_FeatureExtractorLoader:
+    DESCRIPTION = (
+        "Loads the feature extractor the cluster filter uses (paper: DINOv2 ViT-L/14, patch tokens reduced "
+        "by PCA to one value per patch). Files go in models/ttsvar_features (e.g. the folder dinov2-large/ "
+        "from facebook/dinov2-large)."
+    )
+    CATEGORY = f"{CATEGORY}/loaders"
+    RETURN_TYPES = (FEATURES,)
+    RETURN_NAMES = ("feature_extractor",)
+    OUTPUT_TOOLTIPS = ("Image features for the cluster filter.",)
+    FUNCTION = "load"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "family": (list(FEATURE_FAMILIES), tip("Which extractor and pooling: DINOv2 with PCA (the paper's), DINOv2 with mean pooling, or CLIP image embeddings.", default=FEATURE_FAMILIES[0])),
+                "weights": (_choices("ttsvar_features"), tip("Folder or file in models/ttsvar_features (dinov2-large/ for DINOv2); '(tiny random demo)' = random features.")),
+            }
+        }
+
+    @guarded("TTS-VAR Load Feature Extractor")
+    def load(self, family, weights):
+        from . import scoring_adapter
+
+        if weights == TINY:
+            return (scoring_adapter.tiny_feature_extractor(family),)
+        path = _resolve("ttsvar_features", "weights", weights)
+        with blame("weights"):
+            return (scoring_adapter.load_feature_extractor(family, path, device=bridge.offload_device()),)
+
+
+class TTSVAR_RewardModelLoader:
+    DESCRIPTION = (
+        "Loads a reward model (ImageReward, HPSv2, CLIP score, aesthetic, PickScore) from "
+        "models/ttsvar_rewards. Higher reward = better image. Combine several with TTS-VAR Combine Rewards."
+    )
+    CATEGORY = f"{CATEGORY}/loaders"
+    RETURN_TYPES = (REWARD,)
+    RETURN_NAMES = ("reward_model",)
+    OUTPUT_TOOLTIPS = ("A reward model for resampling and final selection.",)
+    FUNCTION = "load"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "family": (list(REWARD_FAMILIES), tip("Reward model family; the paper uses ImageReward.", default="imagereward")),
+                "weights": (_choices("ttsvar_rewards"), tip("File or folder in models/ttsvar_rewards: ImageReward.pt (with med_config.json beside it), HPS_v2.1_compressed.pt, a CLIP/PickScore folder...; '(tiny random demo)' = a random reward.")),
+            }
+        }
+
+    @guarded("TTS-VAR Load Reward Model")
+    def load(self, family, weights):
+        from . import scoring_adapter
+
+        if weights == TINY:
+            return (scoring_adapter.tiny_reward(family),)
+        path = _resolve("ttsvar_rewards", "weights", weights)
+        with blame("weights"):
+            return (scoring_adapter.load_reward(family, path, device=bridge.offload_device()),)
+
+
+class TTSVAR_CombineRewards:
+    DESCRIPTION = (
+        "Combines two to four reward models into one: a weighted sum of their scores, each standardised over "
+        "the candidate batch (so rewards on different scales mix fairly)."
+    )
+    CATEGORY = f"{CATEGORY}/loaders"
+    RETURN_TYPES = (REWARD,)
+    RETURN_NAMES = ("reward_model",)
+    OUTPUT_TOOLTIPS = ("The combined reward model.",)
+    FUNCTION = "combine"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        w = lambda n: ("FLOAT", tip(f"Weight of reward {n}.", default=1.0, min=-10.0, max=10.0, step=0.05))  # noqa: E731
+        return {
+            "required": {
+                "reward_a": (REWARD, tip("First reward model.")),
+                "weight_a": w("a"),
+                "reward_b": (REWARD, tip("Second reward model.")),
+                "weight_b": w("b"),
+            },
+            "optional": {
+                "reward_c": (REWARD, tip("Optional third reward model.")),
+                "weight_c": w("c"),
+                "reward_d": (REWARD, tip("Optional fourth reward model.")),
+                "weight_d": w("d"),
+            },
+        }
+
+    @guarded("TTS-VAR Combine Rewards")
+    def combine(self, reward_a, weight_a, reward_b, weight_b, reward_c=None, weight_c=1.0, reward_d=None, weight_d=1.0):
+        from . import scoring_adapter
+
+        pairs = [(reward_a, weight_a), (reward_b, weight_b), (reward_c, weight_c), (reward_d, weight_d)]
+        pairs = [(r, float(w)) for r, w in pairs if r is not None]
+        if all(w == 0 for _, w in pairs):
+            raise InputError("weight_a", "all weights are 0; give at least one reward a non-zero weight.")
+        return (scoring_adapter.combine_rewards(pairs),)
+
+
+NODES = {
+    "TTSVAR_InfinityLoader": (TTSVAR_InfinityLoader, "TTS-VAR Load Infinity Model"),
+    "TTSVAR_TextEncoderLoader": (TTSVAR_TextEncoderLoader, "TTS-VAR Load Text Encoder"),
+    "TTSVAR_FeatureExtractorLoader": (TTSVAR_FeatureExtractorLoader, "TTS-VAR Load Feature Extractor"),
+    "TTSVAR_RewardModelLoader": (TTSVAR_RewardModelLoader, "TTS-VAR Load Reward Model"),
+    "TTSVAR_CombineRewards": (TTSVAR_CombineRewards, "TTS-VAR Combine Rewards"),
+}
