@@ -140,9 +140,12 @@ def _modules_of(obj: Any) -> list[Any]:
 
 
 def load_models(objs: Iterable[Any], memory_required: int = 0) -> None:
-    """Put the modules behind ``objs`` on ComfyUI's device through its model management, so the
-    "Unload models" button, OOM recovery and other nodes' ``free_memory`` see them.
-    Outside ComfyUI this does nothing (the objects stay where they are)."""
+    """Put the modules behind the Infinity models in ``objs`` on ComfyUI's device through its model
+    management (a ModelPatcher per module, loaded with ``load_models_gpu``), so the "Unload models"
+    button, OOM recovery and other nodes' ``free_memory`` see them and can move them back to the
+    offload device. The library reads an Infinity model's device from its parameters, so moves by
+    ComfyUI stay consistent. Scorers and the text encoder are loaded straight onto ComfyUI's device
+    by their loader nodes instead (they remember their device). Outside ComfyUI: a no-op."""
     try:
         import comfy.model_management as mm  # type: ignore[import-not-found]
         import comfy.model_patcher  # type: ignore[import-not-found]

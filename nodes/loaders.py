@@ -14,8 +14,10 @@ DTYPES = ("auto", "bfloat16", "float16", "float32")
 
 #: Reward families offered by the loader; ``ttsvar.scoring`` implements them.
 REWARD_FAMILIES = ("imagereward", "hpsv2", "clip", "aesthetic", "pickscore")
+#: Mirror of ttsvar.scoring.combine.NORMALIZATIONS (that module imports torch; a test checks they match).
+NORMALIZATIONS = ("softmax", "zscore", "none")
 #: Feature-extractor families (cluster filter); ``pca`` / ``mean`` = how DINOv2 patch tokens are pooled.
-FEATURE_FAMILIES = ("dinov2 (pca)", "dinov2 (mean pool)", "clip-features")
+FEATURE_FAMILIES = ("dinov2 (pca)", "dinov2 (pool)", "clip-features")
 
 #: Default file names users download (documented in the README section).
 EXPECTED = {
@@ -127,7 +129,7 @@ class TTSVAR_TextEncoderLoader:
 
         path = _resolve("text_encoders", "encoder", encoder)
         with blame("encoder"):
-            return (load_text_encoder(path, device=bridge.offload_device(), dtype=_dtype(dtype)),)
+            return (load_text_encoder(path, device=bridge.torch_device() or "cpu", dtype=_dtype(dtype)),)
 
 
 class TTSVAR_FeatureExtractorLoader:
@@ -159,7 +161,7 @@ class TTSVAR_FeatureExtractorLoader:
             return (scoring_adapter.tiny_feature_extractor(family),)
         path = _resolve("ttsvar_features", "weights", weights)
         with blame("weights"):
-            return (scoring_adapter.load_feature_extractor(family, path, device=bridge.offload_device()),)
+            return (scoring_adapter.load_feature_extractor(family, path, device=bridge.torch_device()),)
 
 
 class TTSVAR_RewardModelLoader:
@@ -190,13 +192,13 @@ class TTSVAR_RewardModelLoader:
             return (scoring_adapter.tiny_reward(family),)
         path = _resolve("ttsvar_rewards", "weights", weights)
         with blame("weights"):
-            return (scoring_adapter.load_reward(family, path, device=bridge.offload_device()),)
+            return (scoring_adapter.load_reward(family, path, device=bridge.torch_device()),)
 
 
 class TTSVAR_CombineRewards:
     DESCRIPTION = (
-        "Combines two to four reward models into one: a weighted sum of their scores, each standardised over "
-        "the candidate batch (so rewards on different scales mix fairly)."
+        "Combines two to four reward models into one: each reward is normalised over the candidate batch "
+        "(softmax, the paper's choice for HPS+ImageReward; or z-score; or none), then averaged with the weights."
     )
     CATEGORY = f"{CATEGORY}/loaders"
     RETURN_TYPES = (REWARD,)
@@ -206,13 +208,14 @@ class TTSVAR_CombineRewards:
 
     @classmethod
     def INPUT_TYPES(cls):
-        w = lambda n: ("FLOAT", tip(f"Weight of reward {n}.", default=1.0, min=-10.0, max=10.0, step=0.05))  # noqa: E731
+        w = lambda n: ("FLOAT", tip(f"Weight of reward {n} (≥ 0).", default=1.0, min=0.0, max=100.0, step=0.05))  # noqa: E731
         return {
             "required": {
                 "reward_a": (REWARD, tip("First reward model.")),
                 "weight_a": w("a"),
                 "reward_b": (REWARD, tip("Second reward model.")),
                 "weight_b": w("b"),
+                "normalization": (list(NORMALIZATIONS), tip("How each reward is normalised over the batch before averaging: softmax (paper), zscore, none.", default="softmax")),
             },
             "optional": {
                 "reward_c": (REWARD, tip("Optional third reward model.")),
@@ -223,14 +226,15 @@ class TTSVAR_CombineRewards:
         }
 
     @guarded("TTS-VAR Combine Rewards")
-    def combine(self, reward_a, weight_a, reward_b, weight_b, reward_c=None, weight_c=1.0, reward_d=None, weight_d=1.0):
+    def combine(self, reward_a, weight_a, reward_b, weight_b, normalization="softmax", reward_c=None, weight_c=1.0, reward_d=None, weight_d=1.0):
         from . import scoring_adapter
 
         pairs = [(reward_a, weight_a), (reward_b, weight_b), (reward_c, weight_c), (reward_d, weight_d)]
         pairs = [(r, float(w)) for r, w in pairs if r is not None]
         if all(w == 0 for _, w in pairs):
-            raise InputError("weight_a", "all weights are 0; give at least one reward a non-zero weight.")
-        return (scoring_adapter.combine_rewards(pairs),)
+            raise InputError("weight_a", "all weights are 0; give at least one reward a positive weight.")
+        with blame("normalization"):
+            return (scoring_adapter.combine_rewards([r for r, _ in pairs], [w for _, w in pairs], normalization),)
 
 
 NODES = {

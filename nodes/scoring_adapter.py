@@ -1,8 +1,8 @@
 """Bridges the loader nodes to ``ttsvar.scoring``.
 
-The library's registries are used when they exist; the tiny demo scorers and the combination fall
-back to the small implementations below (they follow the library's RewardModel / FeatureExtractor
-protocols: images [B,3,H,W] 0..1 in, float32 CPU tensors out).
+Real models load through the library's family registry (``ttsvar.scoring.LOADERS``). The tiny
+demo scorers below follow the library's RewardModel / FeatureExtractor protocols (images
+[B,3,H,W] 0..1 in, float32 CPU tensors out); the library has no random-weight scorers yet.
 """
 
 from __future__ import annotations
@@ -18,39 +18,34 @@ def _scoring():
     return scoring
 
 
-def _registry(*names):
-    sc = _scoring()
-    for n in names:
-        reg = getattr(sc, n, None)
-        if reg:
-            return reg
-    return None
+def _spec(family: str, kind: str):
+    from ttsvar.scoring import LOADERS
+
+    spec = LOADERS.get(family)
+    if spec is None or spec.kind != kind:
+        known = ", ".join(n for n, s in LOADERS.items() if s.kind == kind)
+        raise TTSVarError(f"unknown {kind} family '{family}'; this version of ttsvar.scoring knows: {known}.")
+    return spec
 
 
 def _family_key(family: str) -> tuple[str, str | None]:
     """'dinov2 (pca)' -> ('dinov2', 'pca'); 'clip-features' -> ('clip-features', None)."""
     if "(" in family:
         base, _, rest = family.partition("(")
-        pool = rest.strip(") ").replace(" pool", "")
-        return base.strip(), pool
+        return base.strip(), rest.strip(") ")
     return family, None
 
 
 def load_reward(family: str, path: str, device=None):
-    reg = _registry("REWARD_LOADERS", "REWARD_MODELS", "REWARDS")
-    if reg is None or family not in reg:
-        raise TTSVarError(f"reward family '{family}' is not available in this version of ttsvar.scoring.")
-    return reg[family](path, device=device)
+    return _spec(family, "reward")(path, device=device or "cpu")
 
 
 def load_feature_extractor(family: str, path: str, device=None):
-    reg = _registry("FEATURE_LOADERS", "FEATURE_EXTRACTORS", "EXTRACTORS")
-    base, pool = _family_key(family)
-    if reg is None or base not in reg:
-        raise TTSVarError(f"feature extractor '{base}' is not available in this version of ttsvar.scoring.")
-    if pool is not None:
-        return reg[base](path, device=device, pooling=pool)
-    return reg[base](path, device=device)
+    base, mode = _family_key(family)
+    spec = _spec(base, "features")
+    if mode is not None:
+        return spec(path, device=device or "cpu", mode=mode)
+    return spec(path, device=device or "cpu")
 
 
 class TinyReward:
@@ -95,44 +90,14 @@ class TinyFeatures:
 
 
 def tiny_reward(family: str):
-    sc = _scoring()
-    fn = getattr(sc, "tiny_reward", None)
-    return fn(family) if fn is not None else TinyReward(family)
+    return TinyReward(family)
 
 
 def tiny_feature_extractor(family: str):
-    sc = _scoring()
-    fn = getattr(sc, "tiny_feature_extractor", None)
-    return fn(family) if fn is not None else TinyFeatures(family)
+    return TinyFeatures(family)
 
 
-class CombinedReward:
-    """Weighted sum of rewards, each standardised over the batch (z-score; a constant reward adds 0)."""
+def combine_rewards(rewards, weights, normalization: str = "softmax"):
+    from ttsvar.scoring import combine_rewards as combine
 
-    def __init__(self, parts):
-        self.parts = tuple(parts)
-        self.name = " + ".join(f"{w:g}*{r.name}" for r, w in self.parts)
-        self.input_size = max(int(getattr(r, "input_size", 224)) for r, _ in self.parts)
-
-    def score(self, images, prompts):
-        import torch
-
-        total = None
-        for r, w in self.parts:
-            s = r.score(images, prompts).to(torch.float32).cpu()
-            if s.numel() > 1:
-                std = s.std(unbiased=False)
-                s = (s - s.mean()) / std if std > 0 else torch.zeros_like(s)
-            total = w * s if total is None else total + w * s
-        return total
-
-
-def combine_rewards(pairs):
-    sc = _scoring()
-    fn = getattr(sc, "combine_rewards", None) or getattr(sc, "CombinedReward", None)
-    if fn is not None:
-        try:
-            return fn(pairs)
-        except TypeError:
-            pass
-    return CombinedReward(pairs)
+    return combine(rewards, weights, normalization)
