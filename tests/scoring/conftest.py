@@ -195,11 +195,16 @@ def random_imagereward_state_dict(seed: int = 0, extras: bool = True) -> dict[st
     g = torch.Generator().manual_seed(seed)
     sd = {}
     for k, t in net.state_dict().items():
+        noise = torch.randn(t.shape, generator=g)
         if k.endswith("LayerNorm.weight") or k.endswith("norm.weight") or k.endswith("norm1.weight") \
                 or k.endswith("norm2.weight"):
-            sd[k] = 1 + 0.05 * torch.randn(t.shape, generator=g)
-        else:
-            sd[k] = 0.2 * torch.randn(t.shape, generator=g)
+            sd[k] = 1 + 0.05 * noise
+        elif k.endswith(".bias"):
+            sd[k] = 0.05 * noise
+        elif "embed" in k or k.endswith("cls_token"):
+            sd[k] = 0.5 * noise
+        else:  # Linear / conv weights: unit gain, so scores stay O(1) and float32 noise small
+            sd[k] = noise / t[0].numel() ** 0.5
     if extras:  # parts of BLIP_Pretrain that the official checkpoint carries but ImageReward does not use
         sd["blip.vision_proj.weight"] = torch.randn(16, v["dim"], generator=g)
         sd["blip.vision_proj.bias"] = torch.zeros(16)
