@@ -82,3 +82,4 @@ def test_bad_inputs():
     with pytest.raises(TTSVarError, match="dtype"):
         C.resolve_dtype("int8")
     assert C.resolve_dtype("bf16") is torch.bfloat16 and C.resolve_dtype(None) is torch.float32
+    assert C.resolve_dtype("auto", torch.device("cpu")) is torch.float32

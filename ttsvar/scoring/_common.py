@@ -42,9 +42,14 @@ _DTYPES = {
 }
 
 
-def resolve_dtype(dtype: torch.dtype | str | None) -> torch.dtype:
-    """torch dtype from a dtype or a name ("float32", "bf16", …); None means float32."""
+def resolve_dtype(dtype: torch.dtype | str | None, device: torch.device | None = None) -> torch.dtype:
+    """torch dtype from a dtype or a name ("float32", "bf16", …); None means float32; "auto" means
+    bfloat16 on a CUDA device that supports it, float32 elsewhere."""
     if dtype is None:
+        return torch.float32
+    if isinstance(dtype, str) and dtype.lower() == "auto":
+        if device is not None and device.type == "cuda" and torch.cuda.is_bf16_supported():
+            return torch.bfloat16
         return torch.float32
     if isinstance(dtype, torch.dtype):
         if dtype in _DTYPES.values():

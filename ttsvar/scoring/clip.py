@@ -253,7 +253,8 @@ def _load_vision(folder: Path, dtype: torch.dtype, device: torch.device, what: s
 def load_clip_score(path: str | os.PathLike, *, device: torch.device | str | None = "cpu",
                     dtype: torch.dtype | str | None = torch.float32) -> ClipSimilarityReward:
     """CLIP score ``100·cos`` from a Hugging Face CLIP folder (model, tokenizer and preprocessor)."""
-    device, dtype = C.resolve_device(device), C.resolve_dtype(dtype)
+    device = C.resolve_device(device)
+    dtype = C.resolve_dtype(dtype, device)
     folder = _check_hf_folder(path, HINT_CLIP, "CLIP model files")
     tok = load_clip_tokenizer(folder, hint=HINT_CLIP)
     model = _load_clip_model(folder, dtype, device, "CLIP")
@@ -266,7 +267,8 @@ def load_pickscore(path: str | os.PathLike, *, processor_path: str | os.PathLike
                    dtype: torch.dtype | str | None = torch.float32) -> ClipSimilarityReward:
     """PickScore (``exp(logit_scale)·cos``) from the PickScore_v1 folder; tokenizer and
     preprocessor from ``processor_path`` (the CLIP-ViT-H-14 folder) or the same folder."""
-    device, dtype = C.resolve_device(device), C.resolve_dtype(dtype)
+    device = C.resolve_device(device)
+    dtype = C.resolve_dtype(dtype, device)
     folder = _check_hf_folder(path, HINT_PICKSCORE, "PickScore model files")
     proc_dir = Path(processor_path) if processor_path is not None else folder
     tok = load_clip_tokenizer(proc_dir, hint=HINT_PICKSCORE)
@@ -279,7 +281,8 @@ def load_clip_features(path: str | os.PathLike, *, device: torch.device | str | 
                        dtype: torch.dtype | str | None = torch.float32) -> ClipImageFeatures:
     """CLIP image features (L2-normalised ``image_embeds``) from a Hugging Face CLIP folder; only
     the vision tower is loaded."""
-    device, dtype = C.resolve_device(device), C.resolve_dtype(dtype)
+    device = C.resolve_device(device)
+    dtype = C.resolve_dtype(dtype, device)
     folder = _check_hf_folder(path, HINT_CLIP, "CLIP model files")
     vision = _load_vision(folder, dtype, device, "the CLIP vision tower")
     proc = read_image_processing(folder, vision.config.image_size)
@@ -291,7 +294,8 @@ def load_aesthetic(path: str | os.PathLike, *, clip_path: str | os.PathLike | No
                    dtype: torch.dtype | str | None = torch.float32) -> AestheticReward:
     """LAION aesthetic predictor: ``path`` is ``sac+logos+ava1-l14-linearMSE.pth`` or a folder
     holding it; ``clip_path`` the CLIP ViT-L/14 folder (default: the folder of the head file)."""
-    device, dtype = C.resolve_device(device), C.resolve_dtype(dtype)
+    device = C.resolve_device(device)
+    dtype = C.resolve_dtype(dtype, device)
     head_file = C.find_file(path, [AESTHETIC_FILE, "aesthetic.pth", "aesthetic.safetensors"],
                             what="aesthetic predictor head", hint=HINT_AESTHETIC)
     clip_dir = Path(clip_path) if clip_path is not None else head_file.parent
@@ -383,7 +387,8 @@ def load_hpsv2(path: str | os.PathLike, *, tokenizer_path: str | os.PathLike | N
     """
     from transformers import CLIPModel
 
-    device, dtype = C.resolve_device(device), C.resolve_dtype(dtype)
+    device = C.resolve_device(device)
+    dtype = C.resolve_dtype(dtype, device)
     ckpt = C.find_file(path, HPS_FILES, what="HPSv2 weights", hint=HINT_HPS)
     tok = load_clip_tokenizer(Path(tokenizer_path) if tokenizer_path is not None else ckpt.parent, hint=HINT_HPS)
     config = config if config is not None else hpsv2_clip_config()

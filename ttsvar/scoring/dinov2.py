@@ -87,7 +87,8 @@ def load_dinov2(path: str | os.PathLike, *, mode: str = "pca", image_size: int =
     Mean/std come from the folder's ``preprocessor_config.json`` (ImageNet's otherwise)."""
     import json
 
-    device, dtype = C.resolve_device(device), C.resolve_dtype(dtype)
+    device = C.resolve_device(device)
+    dtype = C.resolve_dtype(dtype, device)
     if mode not in MODES:
         raise TTSVarError(f"Unknown DINOv2 feature mode {mode!r}; choose one of {', '.join(MODES)}.")
     folder = C.require_files(path, [["config.json"], ["model.safetensors", "pytorch_model.bin",

@@ -322,7 +322,8 @@ def load_imagereward(path: str | os.PathLike, *, tokenizer_path: str | os.PathLi
     (``med_config.json`` is then looked for next to it). ``dtype``: the backbone's dtype; the MLP
     head runs in float32 (float64 when ``dtype`` is float64).
     """
-    device, dtype = C.resolve_device(device), C.resolve_dtype(dtype)
+    device = C.resolve_device(device)
+    dtype = C.resolve_dtype(dtype, device)
     ckpt = C.find_file(path, ["ImageReward.pt", "ImageReward.safetensors"], what="ImageReward weights", hint=_HINT)
     folder = ckpt.parent
     med = folder / "med_config.json"
