@@ -30,7 +30,7 @@ from typing import Sequence
 import torch
 import torch.nn as nn
 
-from ttsvar.errors import MissingWeightsError, TTSVarError
+from ttsvar.errors import TTSVarError
 from ttsvar.scoring import _common as C
 
 _HF_WEIGHTS = ["model.safetensors", "pytorch_model.bin", "model.safetensors.index.json", "pytorch_model.bin.index.json",
