@@ -99,14 +99,14 @@ class ScaleRun:
     """
 
     def __init__(self, model, grid: ScaleGrid, settings: SamplingSettings, text: TextContext, prompt_of: list[int],
-                 num_prompts: int, *, capacity: int | None = None):
+                 num_prompts: int, *, capacity: int | None = None, cache: KVCache | None = None,
+                 summed: torch.Tensor | None = None, next_scale: int = 0):
         self.model, self.grid, self.settings, self.text = model, grid, settings, text
         self.prompt_of, self.num_prompts = list(prompt_of), num_prompts
-        self.next_scale = 0
-        self.summed: torch.Tensor | None = None
+        self.next_scale, self.summed = next_scale, summed
         self.rope = rope_tables(grid, model.transformer.arch.head_dim, model.device)
         t = model.transformer
-        self.cache = KVCache(
+        self.cache = cache or KVCache(
             t.arch.depth, self.rows, t.arch.num_heads, t.arch.head_dim,
             capacity or grid.total_tokens, t.block_dtype, model.device,
         )

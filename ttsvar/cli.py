@@ -1,0 +1,180 @@
+"""`python -m ttsvar …`: generate with a search strategy, run the demo, convert checkpoints."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from ttsvar.errors import TTSVarError
+
+VERIFIER_HELP = (
+    "'colorfulness' / 'thumbnail' (built in, no weights), or FAMILY:PATH for a model from local files, "
+    "e.g. imagereward:/models/ImageReward or dinov2:/models/dinov2-large"
+)
+
+
+def _add_sampling_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--prompt", required=True, help="what the image should show")
+    p.add_argument("--negative", default="", help="negative prompt (default: the model's learned null text)")
+    p.add_argument("--width", type=int, help="image width in pixels (snaps to the nearest Infinity template)")
+    p.add_argument("--height", type=int, help="image height in pixels")
+    p.add_argument("--aspect", type=float, help="height/width ratio instead of width and height")
+    p.add_argument("--pn", choices=["0.06M", "0.25M", "0.60M", "1M"], help="pixel budget (default: from the size, or 1M)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--cfg", type=float, default=3.0, help="classifier-free guidance scale")
+    p.add_argument("--tau", type=float, default=0.5, help="sampling temperature")
+    p.add_argument("--top-p", type=float, default=0.97, help="top-p on each bit's two classes (0 disables)")
+    p.add_argument("--strategy", choices=["raw", "best-of-n", "importance-sampling", "tts-var"], default="raw")
+    p.add_argument("--n", type=int, default=1, help="N: the schedule is multiplied by it")
+    p.add_argument("--schedule", default="", help="custom batch schedule, e.g. '8,8,6,6,6,4,2,2,2,1,1,1,1' (×N)")
+    p.add_argument("--reward", default="colorfulness", help=f"reward model: {VERIFIER_HELP}")
+    p.add_argument("--features", default="thumbnail", help=f"feature extractor for clustering: {VERIFIER_HELP}")
+    p.add_argument("--potential", choices=["value", "diff", "max", "sum"], default="value")
+    p.add_argument("--lam", type=float, default=10.0, help="resampling temperature λ")
+    p.add_argument("--keep", type=int, default=1, help="how many finished images to write (best first)")
+    p.add_argument("--out", default="ttsvar.png", help="output PNG (more images get _1, _2 … suffixes)")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m ttsvar", description="Test-time scaling for Infinity (TTS-VAR).")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    gen = sub.add_parser("generate", help="text-to-image from local weights, with a search strategy")
+    gen.add_argument("--transformer", help="infinity_2b_reg.pth, a .safetensors copy, or the 8B shard folder")
+    gen.add_argument("--vae", help="infinity_vae_d32reg.pth (2B) or infinity_vae_d56_f8_14_patchify.pth (8B)")
+    gen.add_argument("--text-encoder", help="the flan-t5-xl folder")
+    gen.add_argument("--random-model", choices=["tiny", "small", "medium", "2b"],
+                     help="use a random-weight model of this size instead of files (images are noise)")
+    _add_sampling_args(gen)
+
+    demo = sub.add_parser("demo", help="the whole TTS-VAR search on a tiny random-weight model (no downloads)")
+    demo.add_argument("--out", default="ttsvar_demo.png")
+    demo.add_argument("--seed", type=int, default=0)
+
+    conv = sub.add_parser("convert", help="convert an official .pth checkpoint to .safetensors")
+    conv.add_argument("source")
+    conv.add_argument("target", nargs="?")
+    return parser
+
+
+def load_verifier(spec: str, kind: str, device):
+    """'colorfulness' / 'thumbnail', or FAMILY:PATH through the scoring registry."""
+    from ttsvar.scoring.classic import ColorfulnessReward, ThumbnailFeatures
+
+    builtin = {"colorfulness": ColorfulnessReward, "thumbnail": ThumbnailFeatures}
+    if spec in builtin:
+        return builtin[spec]()
+    family, sep, path = spec.partition(":")
+    if not sep:
+        raise TTSVarError(f"--{kind} '{spec}': expected {VERIFIER_HELP}.")
+    from ttsvar.scoring import registry
+
+    return registry.load(family, path, device=device)
+
+
+def _write_images(images, out: Path) -> list[Path]:
+    from PIL import Image
+
+    paths = []
+    for i, img in enumerate(images):
+        path = out if i == 0 else out.with_name(f"{out.stem}_{i}{out.suffix}")
+        array = (img.permute(1, 2, 0).numpy() * 255).round().clip(0, 255).astype("uint8")
+        Image.fromarray(array).save(path)
+        paths.append(path)
+    return paths
+
+
+def _progress(total: int):
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, desc="scales", unit="scale", file=sys.stderr)
+
+    def on_scale(k, state):
+        bar.set_postfix(batch=state.num_candidates)
+        bar.update(1)
+
+    return bar, on_scale
+
+
+def run_search(model, encoder, args) -> int:
+    from ttsvar.infinity.grids import resolve_grid
+    from ttsvar.pipelines import plan, run_strategy
+    from ttsvar.schedule import BatchSchedule
+
+    grid = resolve_grid(width=args.width, height=args.height, aspect=args.aspect, pn=args.pn)
+    condition = encoder.encode(args.prompt, args.negative)
+    schedule = BatchSchedule.parse(args.schedule, grid.num_scales, args.n) if args.schedule else None
+    _, filters = plan(args.strategy, args.n, grid.num_scales, schedule)
+    ranks = args.strategy != "raw"
+    reward = load_verifier(args.reward, "reward", model.device) if ranks else None
+    extractor = load_verifier(args.features, "features", model.device) if "cluster" in filters.values() else None
+    bar, on_scale = _progress(grid.num_scales)
+    start = time.perf_counter()
+    result = run_strategy(
+        model, condition, strategy=args.strategy, n=args.n, grid=grid, reward=reward, extractor=extractor,
+        cfg=args.cfg, tau=args.tau, top_p=args.top_p, seed=args.seed, potential=args.potential, lam=args.lam,
+        schedule=schedule, keep=args.keep, on_scale=on_scale,
+    )
+    bar.close()
+    out = Path(args.out)
+    paths = _write_images(result.images, out)
+    record = {**result.record, "strategy": args.strategy, "n": args.n, "seconds": round(time.perf_counter() - start, 3),
+              "images": [str(p) for p in paths]}
+    out.with_suffix(".json").write_text(json.dumps(record, indent=1))
+    print(f"wrote {', '.join(map(str, paths))} and {out.with_suffix('.json')} ({grid.pixel_size[1]}x{grid.pixel_size[0]}, "
+          f"{args.strategy}, N={args.n}, {record['seconds']} s)")
+    return 0
+
+
+def cmd_generate(args) -> int:
+    import torch
+
+    from ttsvar.infinity.model import load_infinity
+    from ttsvar.infinity.text import load_text_encoder
+    from ttsvar.infinity.tiny import RANDOM_WEIGHTS_NOTICE, random_model, tiny_text_encoder
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if args.random_model:
+        model = random_model(args.random_model, seed=0, device=device)
+        encoder = tiny_text_encoder(model)
+        print(f"{model.name}: {RANDOM_WEIGHTS_NOTICE}")
+    else:
+        missing = [f"--{n}" for n, v in (("transformer", args.transformer), ("vae", args.vae), ("text-encoder", args.text_encoder)) if not v]
+        if missing:
+            raise TTSVarError(f"missing {', '.join(missing)}: give the weight files (or --random-model tiny to try the pipeline).")
+        model = load_infinity(args.transformer, args.vae, device=device)
+        encoder = load_text_encoder(args.text_encoder, device=device)
+    return run_search(model, encoder, args)
+
+
+def cmd_demo(args) -> int:
+    from ttsvar.infinity.tiny import RANDOM_WEIGHTS_NOTICE, tiny_random_model, tiny_text_encoder
+
+    print(f"TTS-VAR demo on a tiny model built in memory — {RANDOM_WEIGHTS_NOTICE}.")
+    model = tiny_random_model(seed=0)
+    demo_args = build_parser().parse_args([
+        "generate", "--prompt", "a lighthouse on a cliff at sunset", "--pn", "0.25M", "--strategy", "tts-var",
+        "--n", "1", "--seed", str(args.seed), "--out", args.out, "--device", "cpu",
+    ])
+    return run_search(model, tiny_text_encoder(model), demo_args)
+
+
+def cmd_convert(args) -> int:
+    from ttsvar.infinity.checkpoint import convert_to_safetensors
+
+    print(f"wrote {convert_to_safetensors(args.source, args.target)}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    commands = {"generate": cmd_generate, "demo": cmd_demo, "convert": cmd_convert}
+    try:
+        return commands[args.command](args)
+    except TTSVarError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
