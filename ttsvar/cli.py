@@ -71,9 +71,9 @@ def load_verifier(spec: str, kind: str, device):
     family, sep, path = spec.partition(":")
     if not sep:
         raise TTSVarError(f"--{kind} '{spec}': expected {VERIFIER_HELP}.")
-    from ttsvar.scoring import registry
+    from ttsvar.scoring import load
 
-    return registry.load(family, path, device=device)
+    return load(family, path, device=device)
 
 
 def _write_images(images, out: Path) -> list[Path]:

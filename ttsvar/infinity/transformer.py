@@ -141,9 +141,10 @@ class Block(nn.Module):
         self.ffn = FFN(c, arch.ffn_hidden)
 
     def forward(self, x, gss, text_kv, groups, cache: KVCache, layer: int, rope) -> torch.Tensor:
-        gamma1, gamma2, scale1, scale2, shift1, shift2 = (self.ada_gss + gss).unbind(2)
+        gamma1, gamma2, scale1, scale2, shift1, shift2 = (self.ada_gss.float() + gss).unbind(2)
         x = x + self.sa(ada_layer_norm(x, scale1, shift1), cache, layer, rope).float() * gamma1
-        x = x + self.ca(self.ca_norm(x), text_kv, groups).float()
+        n = self.ca_norm
+        x = x + self.ca(F.layer_norm(x.float(), n.normalized_shape, n.weight.float(), n.bias.float(), NORM_EPS), text_kv, groups).float()
         return x + self.ffn(ada_layer_norm(x, scale2, shift2)).float() * gamma2
 
 
