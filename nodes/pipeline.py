@@ -141,7 +141,7 @@ class TTSVAR_StartState:
                 "cfg": ("FLOAT", tip("Classifier-free guidance scale (paper: 3).", default=3.0, min=0.0, max=30.0, step=0.1)),
                 "tau": ("FLOAT", tip("Sampling temperature (paper: 0.5; lower = safer, less diverse).", default=0.5, min=0.01, max=5.0, step=0.01)),
                 "top_p": ("FLOAT", tip("Nucleus sampling threshold (paper: 0.97; 1 = off).", default=0.97, min=0.01, max=1.0, step=0.01)),
-                "seed": ("INT", tip("Seed: randomness derives from (seed, scale, candidate), so results do not depend on how the graph is split.", default=0, min=0, max=MAX_SEED)),
+                "seed": ("INT", tip("Seed: randomness derives from (seed, scale, candidate), so results do not depend on how the graph is split.", default=0, min=0, max=MAX_SEED, control_after_generate=True)),
             },
             "optional": {
                 "cfg_insertion_layer": ("INT", tip("Official Infinity option: the layer where CFG is applied to logits (0 = at the output).", default=0, min=-64, max=64)),
@@ -188,8 +188,9 @@ class TTSVAR_StartState:
 class TTSVAR_SampleScales:
     DESCRIPTION = (
         "Samples the next scales of every candidate, up to (not including) 'until_scale'. One progress step "
-        "per scale; Cancel stops at the next scale. The paper filters after scales 2, 5 (cluster) and 6, 9 "
-        "(resample): sample until 3, filter, until 6, filter, until 7, filter, until 10, filter, until -1."
+        "per scale; Cancel stops at the next scale. until_scale = 0 stops at the next filter point of the "
+        "schedule (the next scale after which it keeps fewer candidates), so one chain 'Sample (0) -> filter' "
+        "per drop works for the 13- and the 10-scale schedules alike; -1 samples through the last scale."
     )
     CATEGORY = SAMPLING
     RETURN_TYPES = (STATE,)
@@ -202,7 +203,7 @@ class TTSVAR_SampleScales:
         return {
             "required": {
                 "state": (STATE, tip("The state to continue.")),
-                "until_scale": ("INT", tip("Exclusive end scale index: 3 samples up to and including scale 2. -1 = through the last scale.", default=-1, min=-1, max=64)),
+                "until_scale": ("INT", tip("Exclusive end scale index (3 = sample through scale 2). 0 = up to and including the next scale where the schedule drops candidates (the next filter point); -1 = through the last scale.", default=0, min=-1, max=64)),
             }
         }
 
@@ -212,19 +213,31 @@ class TTSVAR_SampleScales:
 
         _check_state(state)
         total = int(state.num_scales)
-        until = total if int(until_scale) == -1 else int(until_scale)
         if state.finished:
             raise InputError("state", f"all {total} scales are already sampled; connect this state to Select Best or Decode instead.")
+        until = next_stop(state, int(until_scale))
         if not state.next_scale < until <= total:
             raise InputError(
                 "until_scale",
                 f"is {until_scale}, but the state has sampled scales 0..{state.next_scale - 1} of {total} "
-                f"(next is {state.next_scale}); choose a value in {state.next_scale + 1}..{total}, or -1 for all.",
+                f"(next is {state.next_scale}); choose a value in {state.next_scale + 1}..{total}, 0 for the next "
+                "filter point, or -1 for all.",
             )
-        model = getattr(state, "model", None)
-        bridge.load_models([model])
+        bridge.load_models([getattr(state, "model", None)])
         on_scale = bridge.scale_callback(total, int(state.next_scale), preview=_preview_pil)
-        return (sample_scales(state, until=until, on_scale=on_scale),)
+        with blame("state"):
+            return (sample_scales(state, until=until, on_scale=on_scale),)
+
+
+def next_stop(state, until_scale: int) -> int:
+    """Resolve the until_scale widget: -1 = all scales, 0 = after the next drop scale (or all)."""
+    total = int(state.num_scales)
+    if until_scale == -1:
+        return total
+    if until_scale == 0:
+        drops = [k for k in state.schedule.drop_scales() if k >= state.next_scale]
+        return drops[0] + 1 if drops else total
+    return until_scale
 
 
 def _preview_pil(state):
@@ -272,7 +285,7 @@ class TTSVAR_ClusterFilter:
                 "state": (STATE, tip("A state after some sampled scales.")),
                 "feature_extractor": (FEATURES, tip("From TTS-VAR Load Feature Extractor (DINOv2 with PCA in the paper).")),
                 "keep": ("INT", tip("How many candidates to keep; 0 = what the schedule says after the last sampled scale.", default=0, min=0, max=4096)),
-                "seed": ("INT", tip("K-Means++ initialisation seed.", default=0, min=0, max=MAX_SEED)),
+                "seed": ("INT", tip("K-Means++ initialisation seed.", default=0, min=0, max=MAX_SEED, control_after_generate=True)),
             }
         }
 
@@ -349,7 +362,6 @@ class TTSVAR_SelectBest:
 
     @guarded("TTS-VAR Select Best")
     def select(self, state, reward_model, k):
-        from ttsvar.decode import decode_images
         from ttsvar.search.filters import select_best
 
         _check_state(state)
@@ -362,8 +374,7 @@ class TTSVAR_SelectBest:
         bridge.load_models([getattr(state, "model", None)])
         with blame("k"):
             out = select_best(state, reward_model, k=int(k))
-        thumbs = decode_images(state, size=96) if state.num_candidates <= MAX_THUMBNAILS else None
-        return {"ui": _lineage_ui(out, thumbs, "Select Best"), "result": (out,)}
+        return {"ui": _lineage_ui(out, None, "Select Best"), "result": (out,)}
 
 
 class TTSVAR_Decode:
@@ -449,7 +460,7 @@ class TTSVAR_Sampler:
                 "cfg": ("FLOAT", tip("Classifier-free guidance scale (paper: 3).", default=3.0, min=0.0, max=30.0, step=0.1)),
                 "tau": ("FLOAT", tip("Sampling temperature (paper: 0.5).", default=0.5, min=0.01, max=5.0, step=0.01)),
                 "top_p": ("FLOAT", tip("Nucleus sampling threshold (paper: 0.97).", default=0.97, min=0.01, max=1.0, step=0.01)),
-                "seed": ("INT", tip("Seed.", default=0, min=0, max=MAX_SEED)),
+                "seed": ("INT", tip("Seed.", default=0, min=0, max=MAX_SEED, control_after_generate=True)),
                 "potential": (list(POTENTIALS), tip("Resampling potential (value, diff, max, sum).", default="value")),
                 "lam": ("FLOAT", tip("λ of the resampling weights exp(λ·P) (paper: 10).", default=10.0, min=0.0, max=1000.0, step=0.1)),
             },
