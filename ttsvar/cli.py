@@ -34,6 +34,8 @@ def _add_sampling_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--features", default="thumbnail", help=f"feature extractor for clustering: {VERIFIER_HELP}")
     p.add_argument("--potential", choices=["value", "diff", "max", "sum"], default="value")
     p.add_argument("--lam", type=float, default=10.0, help="resampling temperature λ")
+    p.add_argument("--fast-filters", action="store_true",
+                   help="decode intermediate images at the filter model's input size instead of in full (much faster)")
     p.add_argument("--keep", type=int, default=1, help="how many finished images to write (best first)")
     p.add_argument("--out", default="ttsvar.png", help="output PNG (more images get _1, _2 … suffixes)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
@@ -117,7 +119,7 @@ def run_search(model, encoder, args) -> int:
     result = run_strategy(
         model, condition, strategy=args.strategy, n=args.n, grid=grid, reward=reward, extractor=extractor,
         cfg=args.cfg, tau=args.tau, top_p=args.top_p, seed=args.seed, potential=args.potential, lam=args.lam,
-        schedule=schedule, keep=args.keep, on_scale=on_scale,
+        schedule=schedule, keep=args.keep, on_scale=on_scale, fast_filters=args.fast_filters,
     )
     bar.close()
     out = Path(args.out)
@@ -158,7 +160,7 @@ def cmd_demo(args) -> int:
     model = tiny_random_model(seed=0)
     demo_args = build_parser().parse_args([
         "generate", "--prompt", "a lighthouse on a cliff at sunset", "--pn", "0.25M", "--strategy", "tts-var",
-        "--n", "1", "--seed", str(args.seed), "--out", args.out, "--device", "cpu",
+        "--n", "1", "--seed", str(args.seed), "--out", args.out, "--device", "cpu", "--fast-filters",
     ])
     return run_search(model, tiny_text_encoder(model), demo_args)
 

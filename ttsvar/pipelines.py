@@ -55,13 +55,13 @@ def run_strategy(
     model, condition: TextCondition, *, strategy: str, n: int, grid: ScaleGrid, reward=None, extractor=None,
     cfg: float = 3.0, tau: float = 0.5, top_p: float = 0.97, seed: int = 0, potential: str = "value",
     lam: float = 10.0, schedule: BatchSchedule | None = None, filters: dict[int, str] | None = None,
-    keep: int = 1, on_scale: Callable[[int, VarState], None] | None = None, full_res_filters: bool = False,
+    keep: int = 1, on_scale: Callable[[int, VarState], None] | None = None, fast_filters: bool = False,
 ) -> SearchResult:
     """Run a whole search and return the finished images (the `keep` best when a reward is given).
 
-    Filters look at intermediate images decoded at the size their model reads (`input_size`),
-    which costs a fraction of a full decode; `full_res_filters` decodes them in full first, as
-    the official code does.
+    Filters look at fully decoded intermediate images, as the official code does; with
+    `fast_filters` the code map is decoded at about the size the filter's model reads
+    (`input_size`), a fraction of the decoding work for a slightly different preview.
     """
     sched, default_plan = plan(strategy, n, grid.num_scales, schedule)
     filters = default_plan if filters is None else filters
@@ -74,9 +74,9 @@ def run_strategy(
     for scale in sorted(filters):
         state = sample_scales(state, until=scale + 1, on_scale=on_scale)
         if filters[scale] == FILTER_CLUSTER:
-            state = cluster_filter(state, extractor, seed=seed, preview_size=not full_res_filters)
+            state = cluster_filter(state, extractor, seed=seed, preview_size=fast_filters)
         else:
-            state = reward_resample(state, reward, potential=potential, lam=lam, preview_size=not full_res_filters)
+            state = reward_resample(state, reward, potential=potential, lam=lam, preview_size=fast_filters)
     if not state.finished:
         state = sample_scales(state, on_scale=on_scale)
     images = decode_images(state)
