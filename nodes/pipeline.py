@@ -286,11 +286,14 @@ class TTSVAR_ClusterFilter:
                 "feature_extractor": (FEATURES, tip("From TTS-VAR Load Feature Extractor (DINOv2 with PCA in the paper).")),
                 "keep": ("INT", tip("How many candidates to keep; 0 = what the schedule says after the last sampled scale.", default=0, min=0, max=4096)),
                 "seed": ("INT", tip("K-Means++ initialisation seed.", default=0, min=0, max=MAX_SEED, control_after_generate=True)),
-            }
+            },
+            "optional": {
+                "decode_at_model_size": ("BOOLEAN", tip("Decode the intermediate images at the size the feature extractor reads (about 20x less VAE work at 1024², slightly different images) instead of at full resolution.", default=True)),
+            },
         }
 
     @guarded("TTS-VAR Cluster Filter")
-    def filter(self, state, feature_extractor, keep, seed):
+    def filter(self, state, feature_extractor, keep, seed, decode_at_model_size=True):
         from ttsvar.search.filters import cluster_filter
 
         _check_filterable(state, int(keep))
@@ -299,7 +302,7 @@ class TTSVAR_ClusterFilter:
         bridge.load_models([getattr(state, "model", None)])
         bridge.check_interrupt()
         with blame("keep"):
-            return (cluster_filter(state, feature_extractor, keep=_keep(keep), seed=int(seed)),)
+            return (cluster_filter(state, feature_extractor, keep=_keep(keep), seed=int(seed), preview_size=bool(decode_at_model_size)),)
 
 
 class TTSVAR_RewardResample:
@@ -323,11 +326,14 @@ class TTSVAR_RewardResample:
                 "potential": (list(POTENTIALS), tip("How rewards become the resampling potential: value, diff, max or sum over scored scales.", default="value")),
                 "lam": ("FLOAT", tip("λ, the sharpness of exp(λ·P): 0 = uniform, large = greedy (paper: 10).", default=10.0, min=0.0, max=1000.0, step=0.1)),
                 "keep": ("INT", tip("How many candidates to draw; 0 = what the schedule says after the last sampled scale.", default=0, min=0, max=4096)),
-            }
+            },
+            "optional": {
+                "decode_at_model_size": ("BOOLEAN", tip("Decode the intermediate images at the size the reward model reads (about 20x less VAE work at 1024², slightly different images) instead of at full resolution.", default=True)),
+            },
         }
 
     @guarded("TTS-VAR Reward Resample")
-    def resample(self, state, reward_model, potential, lam, keep):
+    def resample(self, state, reward_model, potential, lam, keep, decode_at_model_size=True):
         from ttsvar.search.filters import reward_resample
 
         _check_filterable(state, 0)
@@ -336,7 +342,7 @@ class TTSVAR_RewardResample:
         bridge.load_models([getattr(state, "model", None)])
         bridge.check_interrupt()
         with blame("potential"):
-            return (reward_resample(state, reward_model, potential=potential, lam=float(lam), keep=_keep(keep)),)
+            return (reward_resample(state, reward_model, potential=potential, lam=float(lam), keep=_keep(keep), preview_size=bool(decode_at_model_size)),)
 
 
 class TTSVAR_SelectBest:

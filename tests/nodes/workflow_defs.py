@@ -68,9 +68,9 @@ def tts_var():
     for kind in ("cluster", "cluster", "resample", "resample"):
         st = g.add("TTSVAR_SampleScales", state=L(st), until_scale=0)
         if kind == "cluster":
-            st = g.add("TTSVAR_ClusterFilter", state=L(st), feature_extractor=L(fe), keep=0, seed=0)
+            st = g.add("TTSVAR_ClusterFilter", state=L(st), feature_extractor=L(fe), keep=0, seed=0, decode_at_model_size=True)
         else:
-            st = g.add("TTSVAR_RewardResample", state=L(st), reward_model=L(rw), potential="value", lam=10.0, keep=0)
+            st = g.add("TTSVAR_RewardResample", state=L(st), reward_model=L(rw), potential="value", lam=10.0, keep=0, decode_at_model_size=True)
     st = g.add("TTSVAR_SampleScales", state=L(st), until_scale=-1)
     best = g.add("TTSVAR_SelectBest", state=L(st), reward_model=L(rw), k=1)
     img = g.add("TTSVAR_Decode", state=L(best))
