@@ -1,0 +1,55 @@
+"""`python -m ttsvar`: the commands users type, run in-process."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import torch
+from PIL import Image
+
+from ttsvar.cli import main
+
+
+def test_generate_with_a_random_model_writes_image_and_record(tmp_path, capsys):
+    out = tmp_path / "cat.png"
+    code = main(["generate", "--random-model", "tiny", "--pn", "0.06M", "--prompt", "a cat", "--strategy", "best-of-n",
+                 "--n", "2", "--keep", "2", "--out", str(out), "--device", "cpu"])
+    assert code == 0
+    assert Image.open(out).size == (256, 256) and Image.open(tmp_path / "cat_1.png").size == (256, 256)
+    record = json.loads(out.with_suffix(".json").read_text())
+    assert record["strategy"] == "best-of-n" and record["schedule"] == [2] * 7
+    assert record["events"][-1]["kind"] == "select" and len(record["events"][-1]["rewards"]) == 2
+    assert "random weights" in capsys.readouterr().out
+
+
+def test_demo_runs_the_tts_var_search(tmp_path, capsys):
+    out = tmp_path / "demo.png"
+    assert main(["demo", "--out", str(out)]) == 0
+    record = json.loads(out.with_suffix(".json").read_text())
+    assert [e["kind"] for e in record["events"]] == ["cluster", "cluster", "resample", "resample", "select"]
+    assert Image.open(out).size == (512, 512)
+    assert "random weights" in capsys.readouterr().out
+
+
+def test_convert_writes_safetensors_once(reference_dir, tmp_path, capsys):
+    source = tmp_path / "transformer.pth"
+    shutil.copy(reference_dir / "transformer.pth", source)
+    assert main(["convert", str(source)]) == 0
+    from safetensors.torch import load_file
+
+    converted = load_file(str(tmp_path / "transformer.safetensors"))
+    original = torch.load(source, weights_only=True)
+    assert converted.keys() == original.keys() and all(torch.equal(converted[k], original[k]) for k in original)
+    assert main(["convert", str(source)]) == 2
+    assert "exists already" in capsys.readouterr().err
+
+
+def test_user_errors_are_one_clear_line(tmp_path, capsys):
+    assert main(["generate", "--prompt", "a cat", "--out", str(tmp_path / "x.png")]) == 2
+    assert "--transformer" in capsys.readouterr().err
+    assert main(["generate", "--random-model", "tiny", "--pn", "0.06M", "--prompt", "a cat", "--strategy", "tts-var",
+                 "--out", str(tmp_path / "x.png")]) == 2
+    assert "custom" in capsys.readouterr().err
+    assert main(["generate", "--random-model", "tiny", "--prompt", " ", "--out", str(tmp_path / "x.png")]) == 2
+    assert "prompt is empty" in capsys.readouterr().err
