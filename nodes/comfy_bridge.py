@@ -125,18 +125,20 @@ def offload_device():
 _PATCHERS: "weakref.WeakKeyDictionary[Any, Any]" = weakref.WeakKeyDictionary()
 
 
-def _modules_of(obj: Any) -> list[Any]:
-    """The torch modules behind a library object (an nn.Module, or objects holding some)."""
+def _holder_for(obj: Any):
+    """A plain nn.Module whose children are the model's transformer and VAE: ComfyUI's ModelPatcher
+    sets bookkeeping attributes on the module it wraps (``device``, ``model_loaded_weight_memory``...),
+    so it wraps this holder rather than the library's own modules (whose ``device`` is read-only)."""
     import torch
 
-    if isinstance(obj, torch.nn.Module):
-        return [obj]
-    found = []
-    for attr in ("module", "transformer", "vae", "model", "encoder"):
-        m = getattr(obj, attr, None)
-        if isinstance(m, torch.nn.Module):
-            found.append(m)
-    return found
+    mods = {name: getattr(obj, name, None) for name in ("transformer", "vae")}
+    mods = {k: m for k, m in mods.items() if isinstance(m, torch.nn.Module)}
+    if not mods:
+        return None
+    holder = torch.nn.Module()
+    for k, m in mods.items():
+        holder.add_module(k, m)
+    return holder
 
 
 def load_models(objs: Iterable[Any], memory_required: int = 0) -> None:
@@ -155,12 +157,14 @@ def load_models(objs: Iterable[Any], memory_required: int = 0) -> None:
     for obj in objs:
         if obj is None:
             continue
-        for m in _modules_of(obj):
-            p = _PATCHERS.get(m)
-            if p is None:
-                p = comfy.model_patcher.ModelPatcher(m, load_device=mm.get_torch_device(), offload_device=mm.unet_offload_device())
-                _PATCHERS[m] = p
-            patchers.append(p)
+        p = _PATCHERS.get(obj)
+        if p is None:
+            holder = _holder_for(obj)
+            if holder is None:
+                continue
+            p = comfy.model_patcher.ModelPatcher(holder, load_device=mm.get_torch_device(), offload_device=mm.unet_offload_device())
+            _PATCHERS[obj] = p
+        patchers.append(p)
     if patchers:
         # Plain nn.Modules cannot be partially loaded (no comfy.ops casts): load fully.
         mm.load_models_gpu(patchers, memory_required=memory_required, force_full_load=True)
