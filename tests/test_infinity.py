@@ -213,3 +213,26 @@ def test_text_encoder_errors(tmp_path):
         load_text_encoder(tmp_path)
     with pytest.raises(TTSVarError, match="prompt is empty"):
         HashTextEncoder(8).encode("   ")
+
+
+def test_spatial_patchify_layout_generates_through_the_8b_path():
+    from ttsvar.decode import decode_images
+    from ttsvar.infinity.tiny import random_model, tiny_text_encoder
+    from ttsvar.sampler import sample_scales, start_state
+    from ttsvar.schedule import BatchSchedule
+
+    model = random_model("tiny-patchify")
+    assert model.patchify and model.vae.stride == 8 and model.transformer.arch.token_bits == 56
+    grid = resolve_grid(pn="0.06M")
+    state = start_state(model, tiny_text_encoder(model).encode("a cat"), BatchSchedule((1,) * 7), grid)
+    state = sample_scales(state)
+    assert state.bits[-1].shape == (1, 16, 16, 56) and state.code_map.shape == (1, 14, 32, 32)
+    assert decode_images(state).shape == (1, 3, 256, 256)
+
+
+def test_bad_device_and_dtype_requests_are_clear(reference_dir):
+    with pytest.raises(TTSVarError, match="dtype"):
+        load_infinity(reference_dir / "transformer.pth", reference_dir / "vae.pth", device="cpu", dtype=torch.int8)
+    if not torch.cuda.is_available():
+        with pytest.raises(TTSVarError, match="no CUDA"):
+            load_infinity(reference_dir / "transformer.pth", reference_dir / "vae.pth", device="cuda")

@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--transformer", help="infinity_2b_reg.pth, a .safetensors copy, or the 8B shard folder")
     gen.add_argument("--vae", help="infinity_vae_d32reg.pth (2B) or infinity_vae_d56_f8_14_patchify.pth (8B)")
     gen.add_argument("--text-encoder", help="the flan-t5-xl folder")
-    gen.add_argument("--random-model", choices=["tiny", "small", "medium", "2b"],
+    gen.add_argument("--random-model", choices=["tiny", "tiny-patchify", "small", "medium", "2b"],
                      help="use a random-weight model of this size instead of files (images are noise)")
     _add_sampling_args(gen)
 

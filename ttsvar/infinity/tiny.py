@@ -21,6 +21,8 @@ RANDOM_WEIGHTS_NOTICE = "random weights: the images are noise, this only exercis
 PRESETS: dict[str, dict] = {
     # the shape of the official reference model in ../shared/reference/infinity_tiny
     "tiny": dict(arch=InfinityArch(4, 128, 2, 256, 2, 32, 512), vae=dict(base_ch=32)),
+    # the 8B layout in miniature: 56-bit tokens = 2x2 cells of a 14-bit, stride-8 VAE
+    "tiny-patchify": dict(arch=InfinityArch(4, 128, 2, 256, 2, 56, 512), vae=dict(base_ch=32, codebook_dim=14, ch_mult=(1, 2, 4, 4))),
     "small": dict(arch=InfinityArch(8, 512, 8, 512, 4, 32, 2048), vae=dict(base_ch=32)),
     "medium": dict(arch=InfinityArch(16, 1024, 8, 1024, 8, 32, 4096), vae=dict(base_ch=64)),
     "2b": dict(arch=InfinityArch(32, 2048, 16, 2048, 16, 32, 8192), vae=dict(base_ch=128)),
@@ -49,7 +51,7 @@ def _randomise(model: InfinityTransformer, seed: int) -> None:
 def random_model(
     preset: str = "tiny", *, seed: int = 0, device: torch.device | str = "cpu", dtype: torch.dtype | None = None
 ) -> InfinityModel:
-    """A random-weight model of a named size (`tiny`, `small`, `medium`, `2b`), deterministic for a seed."""
+    """A random-weight model of a named size (see `PRESETS`), deterministic for a seed."""
     from ttsvar.infinity.vae import random_bsq_vae
 
     if preset not in PRESETS:
@@ -59,7 +61,8 @@ def random_model(
     _randomise(transformer, seed)
     transformer = transformer.to(device).eval().requires_grad_(False)
     transformer.blocks.to(dtype or default_block_dtype(device))
-    vae = random_bsq_vae(seed, codebook_dim=spec["arch"].token_bits, with_encoder=False, **spec["vae"]).to(device)
+    vae_spec = {"codebook_dim": spec["arch"].token_bits, **spec["vae"]}
+    vae = random_bsq_vae(seed, with_encoder=False, **vae_spec).to(device)
     return InfinityModel(transformer, vae, name=f"random-{preset}")
 
 
