@@ -26,7 +26,7 @@ function drawChart(node, ctx) {
   }
   const k = sizes.length, pad = 22, bw = (w - 2 * pad) / k;
   const maxB = Math.max(...cost.generated), maxC = Math.max(...cost.compute), maxM = Math.max(...cost.kv_memory);
-  const base = top + h - 20, ph = h - 48;
+  const base = top + h - 20, ph = h - 62;
   for (let i = 0; i < k; i++) {
     const x = left + pad + i * bw;
     const bh = (cost.generated[i] / maxB) * ph;
