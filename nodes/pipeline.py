@@ -473,11 +473,13 @@ class TTSVAR_Sampler:
             "optional": {
                 "reward_model": (REWARD, tip("Needed by every strategy except raw.")),
                 "feature_extractor": (FEATURES, tip("Needed by tts-var (cluster filter).")),
+                "decode_at_model_size": ("BOOLEAN", tip("Filters look at intermediate images decoded at the size their model reads (about 20x less VAE work at 1024², slightly different images) instead of at full resolution.", default=True)),
             },
         }
 
     @guarded("TTS-VAR Sampler")
-    def run(self, model, condition, strategy, n, width, height, cfg, tau, top_p, seed, potential, lam, reward_model=None, feature_extractor=None):
+    def run(self, model, condition, strategy, n, width, height, cfg, tau, top_p, seed, potential, lam, reward_model=None,
+            feature_extractor=None, decode_at_model_size=True):
         from ttsvar.infinity.grids import resolve_grid
         from ttsvar.pipelines import run_strategy
 
@@ -493,7 +495,7 @@ class TTSVAR_Sampler:
             result = run_strategy(
                 model, condition, strategy=strategy, n=int(n), grid=grid, reward=reward_model,
                 extractor=feature_extractor, cfg=float(cfg), tau=float(tau), top_p=float(top_p), seed=int(seed),
-                potential=potential, lam=float(lam), on_scale=on_scale,
+                potential=potential, lam=float(lam), on_scale=on_scale, fast_filters=bool(decode_at_model_size),
             )
         return {"ui": _lineage_ui(result.state, result.images, "Sampler"), "result": (to_comfy_image(result.images), result.state)}
 

@@ -93,7 +93,8 @@ def importance_sampling():
     g = G()
     m, cond, rw, _ = _loaders(g, features=False)
     s = g.add("TTSVAR_Sampler", model=L(m), condition=L(cond), strategy="importance-sampling", n=4, width=1024,
-              height=1024, cfg=3.0, tau=0.5, top_p=0.97, seed=42, potential="value", lam=10.0, reward_model=L(rw))
+              height=1024, cfg=3.0, tau=0.5, top_p=0.97, seed=42, potential="value", lam=10.0, reward_model=L(rw),
+              decode_at_model_size=True)
     g.add("PreviewImage", images=L(s, 0))
     return g
 
@@ -117,7 +118,7 @@ def reward_swap():
                  normalization="softmax", weight_c=1.0, weight_d=1.0)
     s = g.add("TTSVAR_Sampler", model=L(m), condition=L(cond), strategy="tts-var", n=1, width=1024, height=1024,
               cfg=3.0, tau=0.5, top_p=0.97, seed=42, potential="value", lam=10.0, reward_model=L(comb),
-              feature_extractor=L(fe))
+              feature_extractor=L(fe), decode_at_model_size=True)
     g.add("PreviewImage", images=L(s, 0))
     return g
 
