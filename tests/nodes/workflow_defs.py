@@ -152,7 +152,6 @@ def ci_variant(api: dict) -> dict:
 # --------------------------------------------------------------------------- UI format
 def to_ui(api: dict, mappings: dict) -> dict:
     """Lay an API graph out as a UI-format workflow (what ComfyUI's editor saves)."""
-    from ui_convert import widget_names, input_type
 
     nodes, links = [], []
     link_id = 0

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -32,7 +32,7 @@ class TextCondition:
     features: torch.Tensor
     negative: str = ""
     negative_features: torch.Tensor | None = None
-    encoder: str = field(default="", compare=False)
+    encoder: str = ""
 
     @property
     def channels(self) -> int:

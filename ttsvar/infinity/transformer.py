@@ -163,7 +163,7 @@ class AttentivePool(nn.Module):
         bias = torch.cat([torch.zeros_like(self.v_bias), self.v_bias])
         kv = F.linear(text, self.mat_kv.weight, bias)
         k, v = kv.view(text.shape[0], 2, self.heads, self.head_dim).permute(1, 2, 0, 3).unbind(0)
-        out = F.scaled_dot_product_attention(self.mat_q.unsqueeze(2), k, v)  # [1?, H, 1, d]
+        out = F.scaled_dot_product_attention(self.mat_q.unsqueeze(2), k, v)  # [1, H, 1, d]
         return self.proj(out.reshape(1, -1))
 
 
