@@ -245,7 +245,7 @@ def _preview_pil(state):
     from ttsvar.decode import decode_images
     from PIL import Image
 
-    imgs = decode_images(state, size=128)[:4]
+    imgs = decode_images(state, size=128, limit=4)
     b, _, h, w = imgs.shape
     grid = imgs.permute(0, 2, 3, 1).clamp(0, 1).mul(255).byte().numpy()
     canvas = Image.new("RGB", (w * b, h))

@@ -9,17 +9,18 @@ from ttsvar.errors import TTSVarError
 from ttsvar.state import VarState
 
 
-def decode_images(state: VarState, size: int | None = None, *, max_batch: int = 8) -> torch.Tensor:
+def decode_images(state: VarState, size: int | None = None, *, max_batch: int = 8, limit: int | None = None) -> torch.Tensor:
     """Images [B, 3, H, W] in 0..1 (float32, CPU) of the candidates as they stand.
 
     Without `size`, the full-resolution decode. With `size` (the side a scoring model reads),
     the code map is first resized so the image's short side comes out near `size` (the VAE is
     convolutional): at 1024² and size 224 that is about 20× less decoding work than decoding in
     full and downscaling, at the price of a slightly different intermediate image.
+    `limit` decodes only the first candidates (previews).
     """
     if state.code_map is None:
         raise TTSVarError("this state has no sampled scale yet: sample at least one scale before decoding.")
-    codes = state.code_map
+    codes = state.code_map if limit is None else state.code_map[:limit]
     if size is not None:
         stride = state.model.vae.stride
         h, w = codes.shape[-2:]
