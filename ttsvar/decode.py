@@ -9,14 +9,16 @@ from ttsvar.errors import TTSVarError
 from ttsvar.state import VarState
 
 
-def decode_images(state: VarState, size: int | None = None, *, max_batch: int = 8, limit: int | None = None) -> torch.Tensor:
+def decode_images(state: VarState, size: int | None = None, *, max_batch: int | None = None,
+                  limit: int | None = None) -> torch.Tensor:
     """Images [B, 3, H, W] in 0..1 (float32, CPU) of the candidates as they stand.
 
     Without `size`, the full-resolution decode. With `size` (the side a scoring model reads),
     the code map is first resized so the image's short side comes out near `size` (the VAE is
     convolutional): at 1024² and size 224 that is about 20× less decoding work than decoding in
     full and downscaling, at the price of a slightly different intermediate image.
-    `limit` decodes only the first candidates (previews).
+    `limit` decodes only the first candidates (previews). By default as many images are decoded
+    at once as fit in one megapixel, so a filter's decode never peaks above the final image's.
     """
     if state.code_map is None:
         raise TTSVarError("this state has no sampled scale yet: sample at least one scale before decoding.")
@@ -29,6 +31,9 @@ def decode_images(state: VarState, size: int | None = None, *, max_batch: int = 
             target = (max(1, round(h * factor)), max(1, round(w * factor)))
             codes = F.interpolate(codes, size=target, mode="bilinear", align_corners=False)
     vae = state.model.vae
+    if max_batch is None:
+        pixels = codes.shape[-2] * codes.shape[-1] * vae.stride**2
+        max_batch = max(1, 2**20 // pixels)
     with torch.inference_mode():
         images = vae.decode(codes.to(vae.device), max_batch=max_batch)
     return ((images.float() + 1) / 2).clamp(0, 1).cpu()
