@@ -145,7 +145,9 @@ def test_grids_cover_every_template_and_budget():
     wide = resolve_grid(width=320, height=240)
     assert wide.template == 0.75 and wide.pn == "0.06M" and wide.final_grid == (15, 20)
     assert resolve_grid(pn="0.25M").num_scales == 10 and resolve_grid(pn="0.60M").num_scales == 12
-    assert nearest_template(0.7) == 0.666 and nearest_template(10) == 3.0
+    assert nearest_template(0.7) == 0.666
+    with pytest.warns(UserWarning, match="nearest, 3.0"):
+        assert nearest_template(10) == 3.0
     tall = resolve_grid(aspect=3.0, pn="1M")
     assert tall.final_grid == (111, 37) and tall.rope_grid == (111, 37)
     for template in ASPECT_TEMPLATES:

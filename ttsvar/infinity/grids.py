@@ -6,6 +6,7 @@ Infinity was trained on a fixed table of (h, w) grids per aspect ratio (h/w); a 
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -84,9 +85,16 @@ class ScaleGrid:
 
 
 def nearest_template(h_div_w: float) -> float:
-    if not h_div_w > 0:
-        raise TTSVarError(f"aspect ratio (height/width) must be positive, got {h_div_w}.")
-    return min(ASPECT_TEMPLATES, key=lambda t: abs(t - h_div_w))
+    """The trained aspect ratio closest to `h_div_w`; a warning says when it is more than 5% off."""
+    if not h_div_w > 0 or h_div_w == float("inf"):
+        raise TTSVarError(f"aspect ratio (height/width) must be a positive number, got {h_div_w}.")
+    template = min(ASPECT_TEMPLATES, key=lambda t: abs(t - h_div_w))
+    if abs(template - h_div_w) > 0.05 * h_div_w:
+        warnings.warn(
+            f"aspect ratio {h_div_w:.3f} is not one Infinity was trained on; using the nearest, {template} "
+            f"(supported: {', '.join(str(t) for t in sorted(ASPECT_TEMPLATES))})."
+        )
+    return template
 
 
 @lru_cache(maxsize=None)
