@@ -1,5 +1,6 @@
 """ImageReward: strict loading of the official key layout, a from-scratch reference forward,
-batching, dtypes, errors; and (skipped here) equivalence with the `image-reward` package."""
+batching, dtypes, errors; and equivalence with the `image-reward` package (skipped where that package
+cannot be imported; see IMAGEREWARD_NOTES.md for an environment where it runs)."""
 
 import importlib.util
 import json
@@ -174,28 +175,47 @@ _HAVE_PACKAGE = importlib.util.find_spec("ImageReward") is not None
 @pytest.mark.skipif(not _HAVE_PACKAGE, reason=(
     "The `image-reward` package is not importable here: it imports torchvision (directly and via "
     "timm==0.6.13 and openai-clip), and its med.py imports helpers removed from transformers 5. "
-    "See ttsvar/scoring/IMAGEREWARD_NOTES.md."))
-def test_equivalence_with_image_reward_package(tmp_path, images):  # pragma: no cover - needs the package
-    """Same random weights through the package's BLIP modules and through ours give the same scores."""
+    "ttsvar/scoring/IMAGEREWARD_NOTES.md has the recipe for a venv where this test runs."))
+@pytest.mark.parametrize("vit", [dict(dim=64, heads=1, hidden=128), dict(dim=128, heads=2, hidden=256)],
+                         ids=["vit1head", "vit2heads"])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
+def test_equivalence_with_image_reward_package(tmp_path, images, monkeypatch, vit, dtype):  # pragma: no cover
+    """Same random weights through the package's BLIP modules and through ours give the same scores.
+
+    The package side is what ``ImageReward.score`` runs after preprocessing and tokenisation:
+    ``blip.visual_encoder`` → ``blip.text_encoder(ids, attention_mask, encoder_hidden_states=…,
+    encoder_attention_mask=ones)`` → ``last_hidden_state[:, 0]`` → ``mlp`` → normalisation.
+    Its modules are loaded strictly, so no part of them keeps its own random initialisation."""
     from ImageReward.ImageReward import MLP
     from ImageReward.models.BLIP.med import BertConfig, BertModel
     from ImageReward.models.BLIP.vit import VisionTransformer
 
+    import conftest
+
+    for k, v in vit.items():  # a multi-head ViT too (our loader infers heads = width / 64)
+        monkeypatch.setitem(conftest.TINY_VIT, k, v)
+    tv = conftest.TINY_VIT
     folder = make_imagereward_folder(tmp_path / "ir")
-    ours = load_imagereward(folder, dtype=torch.float64)
+    ours = load_imagereward(folder, dtype=dtype)
+    assert ours.net.blip.visual_encoder.blocks[0].attn.heads == vit["heads"]
     sd = torch.load(folder / "ImageReward.pt", weights_only=True)
     cfg = BertConfig.from_json_file(str(folder / "med_config.json"))
-    cfg.encoder_width = 64
-    vit = VisionTransformer(img_size=32, patch_size=8, embed_dim=64, depth=2, num_heads=1, mlp_ratio=2.0)
+    cfg.encoder_width = tv["dim"]  # as BLIP_Pretrain does: the text encoder's encoder_width is the ViT's width
+    vit_ref = VisionTransformer(img_size=tv["image_size"], patch_size=tv["patch"], embed_dim=tv["dim"],
+                                depth=tv["depth"], num_heads=tv["heads"], mlp_ratio=tv["hidden"] / tv["dim"])
     text = BertModel(config=cfg, add_pooling_layer=False)
     mlp = MLP(TINY_MED["hidden_size"])
-    for mod, prefix in ((vit, "blip.visual_encoder."), (text, "blip.text_encoder."), (mlp, "mlp.")):
-        mod.load_state_dict({k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}, strict=False)
+    for mod, prefix in ((vit_ref, "blip.visual_encoder."), (text, "blip.text_encoder."), (mlp, "mlp.")):
+        mod.load_state_dict({k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}, strict=True)
         mod.double().eval()
     ids, mask = ours.tokenize(PROMPTS)
+    assert (mask.sum(1) < mask.shape[1]).all() and len(set(mask.sum(1).tolist())) > 1  # padding is exercised
     with torch.no_grad():
-        emb = vit(ours.preprocess(images))
+        pixels = ours.preprocess(images).double()
+        emb = vit_ref(pixels)
         h = text(ids, attention_mask=mask, encoder_hidden_states=emb,
                  encoder_attention_mask=torch.ones(emb.shape[:-1], dtype=torch.long), return_dict=True)
         ref = ((mlp(h.last_hidden_state[:, 0]) - IMAGEREWARD_MEAN) / IMAGEREWARD_STD)[:, 0]
-    torch.testing.assert_close(ours.score(images, PROMPTS), ref.float(), atol=1e-5, rtol=0)
+    got = ours.score(images, PROMPTS)
+    assert ref.std() > 1e-2  # the scores differ between samples: a constant output cannot match by accident
+    torch.testing.assert_close(got, ref.float(), atol=1e-5, rtol=0)
