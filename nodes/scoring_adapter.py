@@ -61,6 +61,9 @@ class TinyReward:
         g = torch.Generator().manual_seed(seed + sum(map(ord, family)))
         self._w = torch.randn(3 * 16 * 16, generator=g) / 27.7
 
+    def torch_modules(self) -> list:
+        return []  # a fixed CPU tensor, nothing for a host to manage
+
     def score(self, images, prompts: Sequence[str]):
         import torch
         import torch.nn.functional as F
@@ -80,6 +83,9 @@ class TinyFeatures:
         self.name = f"tiny-random-{family}"
         g = torch.Generator().manual_seed(seed + 1 + sum(map(ord, family)))
         self._w = torch.randn(3 * 8 * 8, 32, generator=g)
+
+    def torch_modules(self) -> list:
+        return []  # a fixed CPU tensor, nothing for a host to manage
 
     def features(self, images):
         import torch

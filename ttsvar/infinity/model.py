@@ -31,6 +31,10 @@ class InfinityModel:
     def dtype(self) -> torch.dtype:
         return self.transformer.block_dtype
 
+    def torch_modules(self) -> list[torch.nn.Module]:
+        """The modules holding all the weights (a host moves these to change the device)."""
+        return [self.transformer, self.vae]
+
     @property
     def text_channels(self) -> int:
         return self.transformer.arch.text_channels

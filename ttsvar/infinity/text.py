@@ -45,6 +45,11 @@ def check_prompt(prompt: str, name: str = "prompt") -> str:
     return prompt
 
 
+def t5_default_dtype(device: torch.device | str) -> torch.dtype:
+    """The encoder's weight dtype when none is given: float16 on CUDA, float32 elsewhere."""
+    return torch.float16 if torch.device(device).type == "cuda" else torch.float32
+
+
 class T5TextEncoder:
     """Flan-T5-XL encoder (any T5 encoder folder works) loaded from local files only."""
 
@@ -55,7 +60,7 @@ class T5TextEncoder:
         if not (folder / "config.json").is_file():
             raise MissingWeightsError("T5 text encoder (config.json)", str(folder), T5_HINT)
         device = torch.device(device)
-        dtype = dtype or (torch.float16 if device.type == "cuda" else torch.float32)
+        dtype = dtype or t5_default_dtype(device)
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True, legacy=True)
             self.model = T5EncoderModel.from_pretrained(str(folder), local_files_only=True, dtype=dtype)
@@ -67,7 +72,12 @@ class T5TextEncoder:
 
     @property
     def device(self) -> torch.device:
+        """Read from the weights at call time: a host may move ``torch_modules()`` between calls."""
         return next(self.model.parameters()).device
+
+    def torch_modules(self) -> list[torch.nn.Module]:
+        """The module holding all the encoder's weights (the tokenizer has none)."""
+        return [self.model]
 
     def features(self, text: str) -> torch.Tensor:
         ids = self.tokenizer(text, truncation=False, return_tensors="pt").input_ids
@@ -93,6 +103,9 @@ class HashTextEncoder:
 
     def __init__(self, channels: int, seed: int = 0):
         self.channels, self.seed, self.name = channels, seed, f"hash-text-{channels}"
+
+    def torch_modules(self) -> list[torch.nn.Module]:
+        return []  # no weights
 
     def _vector(self, word: str) -> torch.Tensor:
         digest = hashlib.sha256(f"{self.seed}:{word}".encode()).digest()

@@ -15,6 +15,10 @@ Conventions every scorer in this package follows:
 * ``dtype`` may be float32 (default), float64, bfloat16 or float16. With a half type only the
   backbone runs in it; small heads (MLPs, cosine similarities, PCA) run in float32.
 * Outputs are float32 on the CPU.
+* Scorers with weights subclass :class:`ModuleBacked`: ``torch_modules()`` lists the modules that
+  hold all their weights, and ``device``/``dtype`` are read from those modules' parameters at call
+  time, so a host application (ComfyUI's model management) may move the modules between devices
+  (or cast them) between calls and the scorer follows.
 """
 
 from __future__ import annotations
@@ -57,6 +61,48 @@ def resolve_dtype(dtype: torch.dtype | str | None, device: torch.device | None =
     elif isinstance(dtype, str) and dtype.lower().removeprefix("torch.") in _DTYPES:
         return _DTYPES[dtype.lower().removeprefix("torch.")]
     raise TTSVarError(f"Unsupported dtype {dtype!r}: use float32, float64, bfloat16 or float16.")
+
+
+class ModuleBacked:
+    """Mixin for scorers whose weights live in ``torch.nn.Module`` attributes.
+
+    ``_weight_attrs`` names those attributes, backbone first. ``torch_modules()`` returns the
+    modules (everything a host needs to move to put the scorer on a device). ``device`` and
+    ``dtype`` are those of the backbone's first parameter, read at call time; a value assigned to
+    them is only kept as the answer for modules without parameters.
+    """
+
+    _weight_attrs: tuple[str, ...] = ()
+
+    def torch_modules(self) -> list[torch.nn.Module]:
+        mods = (getattr(self, a, None) for a in self._weight_attrs)
+        return [m for m in mods if isinstance(m, torch.nn.Module)]
+
+    def _first_parameter(self) -> torch.Tensor | None:
+        for m in self.torch_modules():
+            for p in m.parameters():
+                return p
+        return None
+
+    @property
+    def device(self) -> torch.device:
+        p = self._first_parameter()
+        return p.device if p is not None else self.__dict__.get("_device_fallback", torch.device("cpu"))
+
+    @device.setter
+    def device(self, value: torch.device | str) -> None:
+        self._device_fallback = torch.device(value)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        p = self._first_parameter()
+        if p is not None and p.is_floating_point():
+            return p.dtype
+        return self.__dict__.get("_dtype_fallback", torch.float32)
+
+    @dtype.setter
+    def dtype(self, value: torch.dtype) -> None:
+        self._dtype_fallback = value
 
 
 def resolve_device(device: torch.device | str | None) -> torch.device:

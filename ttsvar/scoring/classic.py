@@ -18,6 +18,9 @@ class ColorfulnessReward:
     name = "colorfulness"
     input_size = 128
 
+    def torch_modules(self) -> list:
+        return []  # no weights
+
     def score(self, images: torch.Tensor, prompts: Sequence[str]) -> torch.Tensor:
         x = images.float() * 255
         rg = x[:, 0] - x[:, 1]
@@ -32,6 +35,9 @@ class ThumbnailFeatures:
 
     def __init__(self, side: int = 16):
         self.side, self.name, self.input_size = side, f"thumbnail-{side}", 8 * side
+
+    def torch_modules(self) -> list:
+        return []  # no weights
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
         grey = images.float().mean(1, keepdim=True)

@@ -103,8 +103,10 @@ def read_image_processing(folder: Path | None, default_size: int) -> dict:
 
 # ---------------------------------------------------------------- scorers
 
-class ClipSimilarityReward:
+class ClipSimilarityReward(C.ModuleBacked):
     """``scale · cos(image_embeds, text_embeds)`` with a CLIPModel: CLIP score, PickScore, HPSv2."""
+
+    _weight_attrs = ("model",)
 
     def __init__(self, model, tokenizer, *, name: str, scale: float | None, proc: dict, device: torch.device,
                  dtype: torch.dtype, crop_rounding: str = "floor", cache_size: int = 64):
@@ -144,7 +146,8 @@ class ClipSimilarityReward:
                 self._cache.move_to_end(p)
             while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
-        return torch.stack([self._cache[p] for p in prompts])
+        # cached rows may predate a move of the model to another device/dtype
+        return torch.stack([self._cache[p] for p in prompts]).to(device=self.device, dtype=C.head_dtype(self.dtype))
 
     @torch.inference_mode()
     def image_embeds(self, images: torch.Tensor) -> torch.Tensor:
@@ -181,10 +184,11 @@ class AestheticMlp(nn.Module):
         return self.layers(x)
 
 
-class AestheticReward:
+class AestheticReward(C.ModuleBacked):
     """LAION aesthetic score (the prompt is ignored)."""
 
     name = "aesthetic"
+    _weight_attrs = ("vision", "head")
 
     def __init__(self, vision, head: AestheticMlp, proc: dict, *, device: torch.device, dtype: torch.dtype):
         self.vision = vision.eval().requires_grad_(False)
@@ -203,10 +207,11 @@ class AestheticReward:
         return C.to_output(self.head(e)[:, 0])
 
 
-class ClipImageFeatures:
+class ClipImageFeatures(C.ModuleBacked):
     """L2-normalised CLIP ``image_embeds`` ``[B, D]`` (a :class:`FeatureExtractor`)."""
 
     name = "clip-features"
+    _weight_attrs = ("vision",)
 
     def __init__(self, vision, proc: dict, *, device: torch.device, dtype: torch.dtype):
         self.vision = vision.eval().requires_grad_(False)

@@ -60,6 +60,15 @@ class CombinedReward:
         self.name = "+".join(getattr(r, "name", "reward") for r in rewards)
         self.input_size = max(int(getattr(r, "input_size", 0)) for r in rewards)
 
+    def torch_modules(self) -> list[torch.nn.Module]:
+        """The union of the members' weight-holding modules (each once; members without weights add none)."""
+        out: list[torch.nn.Module] = []
+        for r in self.rewards:
+            for m in (r.torch_modules() if callable(getattr(r, "torch_modules", None)) else ()):
+                if not any(m is o for o in out):
+                    out.append(m)
+        return out
+
     def member_scores(self, images: torch.Tensor, prompts: Sequence[str]) -> list[torch.Tensor]:
         """Each member's raw scores, float32 [B] on the CPU."""
         return [r.score(images, prompts).to(torch.float32).cpu() for r in self.rewards]

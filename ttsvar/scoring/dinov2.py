@@ -44,8 +44,10 @@ def pca_first_component(tokens: torch.Tensor) -> torch.Tensor:
     return f * sign
 
 
-class Dinov2Features:
+class Dinov2Features(C.ModuleBacked):
     """``features(images [B,3,H,W] in 0..1)`` → float32 ``[B, N]`` (pca) or ``[B, D]`` (pool) on the CPU."""
+
+    _weight_attrs = ("model",)
 
     def __init__(self, model, *, mode: str, image_size: int, mean, std, device: torch.device, dtype: torch.dtype):
         if mode not in MODES:

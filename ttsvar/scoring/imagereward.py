@@ -273,10 +273,11 @@ def _vit_shape(sd: dict[str, torch.Tensor]) -> dict:
                 hidden=hidden)
 
 
-class ImageRewardScorer:
+class ImageRewardScorer(C.ModuleBacked):
     """Batched ImageReward. ``score(images [B,3,H,W] in 0..1, prompts)`` → float32 ``[B]`` on the CPU."""
 
     name = "imagereward"
+    _weight_attrs = ("net",)  # device/dtype follow the net's parameters (see C.ModuleBacked)
 
     def __init__(self, net: ImageRewardNet, tokenizer, *, device: torch.device, dtype: torch.dtype):
         self.net = net.eval().requires_grad_(False)
