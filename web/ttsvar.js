@@ -48,26 +48,84 @@ function drawChart(node, ctx) {
   ctx.restore();
 }
 
+const LINE_H = 14, THUMB = 64, THUMB_GAP = 6, MIN_W = 300;
+const fmt = (x) => (typeof x === "number" ? x.toFixed(2) : "?");
+
+// One text line per filter event: what it kept of how many, then its rewards with the kept ones
+// marked "*" (resampling draws with replacement, so an index can be kept twice: "×2").
+function lineageLines(rec) {
+  if (rec.error) return [String(rec.error)];
+  const lines = [`${rec.model || "?"}, seed ${rec.seed}, schedule ${(rec.schedule || []).join(",")}`];
+  for (const e of rec.events || []) {
+    const kept = e.kept || [];
+    lines.push(`after scale ${e.after_scale}: ${e.kind} kept ${kept.length} of ${e.batch_before}: [${kept.join(", ")}]`);
+    if (Array.isArray(e.rewards)) {
+      const times = (i) => kept.filter((k) => k === i).length;
+      lines.push("  rewards " + e.rewards.map((x, i) => fmt(x) + (times(i) ? "*" + (times(i) > 1 ? "×" + times(i) : "") : "")).join(" "));
+    }
+  }
+  return lines;
+}
+
+// Greedy word wrap to maxW pixels (continuation lines indented).
+function wrap(ctx, lines, maxW) {
+  const out = [];
+  for (const line of lines) {
+    const indent = line.match(/^ */)[0];
+    let cur = "";
+    for (const word of line.trimStart().split(" ")) {
+      const next = cur ? cur + " " + word : indent + word;
+      if (cur && ctx.measureText(next).width > maxW) { out.push(cur); cur = indent + "    " + word; } else cur = next;
+    }
+    out.push(cur);
+  }
+  return out;
+}
+
+// The final reward of each candidate, when the state's last scale was scored (captions the thumbnails).
+function finalRewards(rec) {
+  const rs = rec.reward_scales || [];
+  if (!rs.length || rs[rs.length - 1] !== rec.next_scale - 1) return [];
+  return (rec.rewards || []).map((row) => row[row.length - 1]);
+}
+
 function drawLineage(node, ctx) {
   const data = node.ttsvarLineage;
   if (!data) return;
   const rec = data.record || {};
-  const events = rec.events || [];
-  const lines = events.map((e) => {
-    const r = e.rewards ? " rewards " + e.rewards.map((x) => x.toFixed(2)).join(",") : "";
-    return `after scale ${e.after_scale}: ${e.kind} kept [${(e.kept || []).join(",")}] of ${e.batch_before}${r}`;
-  });
-  const top = node.size[1] - node.ttsvarLineageH;
+  const left = 6, w = node.size[0] - 12;
   ctx.save();
-  ctx.fillStyle = "#1b1b1b"; ctx.fillRect(6, top, node.size[0] - 12, node.ttsvarLineageH - 4);
-  ctx.fillStyle = "#ddd"; ctx.font = "11px sans-serif";
-  ctx.fillText(`lineage (${rec.model || "?"}, seed ${rec.seed}) schedule ${(rec.schedule || []).join(",")}`, 12, top + 14);
-  lines.forEach((l, i) => ctx.fillText(l, 12, top + 30 + i * 14));
-  const y = top + 36 + lines.length * 14;
-  (node.ttsvarThumbs || []).forEach((img, i) => {
-    if (img.complete) ctx.drawImage(img, 12 + i * 68, y, 64, 64);
+  ctx.font = "11px sans-serif"; ctx.textAlign = "left";
+  const lines = wrap(ctx, lineageLines(rec), w - 12);
+  const thumbs = node.ttsvarThumbs || [];
+  const perRow = Math.max(1, Math.floor((w - 12 + THUMB_GAP) / (THUMB + THUMB_GAP)));
+  const rows = Math.ceil(thumbs.length / perRow);
+  const h = 22 + lines.length * LINE_H + rows * (THUMB + 18);
+  node.ttsvarLineageH = h;
+  const need = baseHeight(node) + h;  // the box sits below the inputs and widgets; grow the node to fit
+  if (node.size[1] < need) { node.size[1] = need; node.setDirtyCanvas(true, true); }
+  const top = node.size[1] - h;
+  ctx.beginPath(); ctx.rect(left, top, w, h - 4); ctx.clip();
+  ctx.fillStyle = "#1b1b1b"; ctx.fillRect(left, top, w, h - 4);
+  ctx.fillStyle = "#8ab4f8"; ctx.fillText(`lineage: ${data.title || node.type} (* = kept)`, left + 6, top + 14);
+  ctx.fillStyle = "#ddd";
+  lines.forEach((l, i) => ctx.fillText(l, left + 6, top + 14 + (i + 1) * LINE_H));
+  const y0 = top + 22 + lines.length * LINE_H, rewards = finalRewards(rec);
+  let loaded = 0;
+  thumbs.forEach((img, i) => {
+    const x = left + 6 + (i % perRow) * (THUMB + THUMB_GAP), y = y0 + Math.floor(i / perRow) * (THUMB + 18);
+    if (img.complete && img.naturalWidth) { ctx.drawImage(img, x, y, THUMB, THUMB); loaded++; }
+    ctx.fillStyle = "#bbb";
+    ctx.fillText(`#${i}` + (rewards[i] !== undefined ? ` ${fmt(rewards[i])}` : ""), x, y + THUMB + 12);
   });
   ctx.restore();
+  // What was last drawn, for tests and debugging.
+  node.ttsvarLineageDrawn = { events: (rec.events || []).length, lines: lines.length, thumbnails: loaded, height: h };
+}
+
+// The node's own height (title excluded) without the lineage box: inputs and widgets.
+function baseHeight(node) {
+  try { return node.computeSize()[1]; } catch (e) { return 60; }
 }
 
 app.registerExtension({
@@ -98,10 +156,9 @@ app.registerExtension({
           this.ttsvarThumbs = (entry.thumbnails || []).map((src) => {
             const img = new Image(); img.onload = () => this.setDirtyCanvas(true, true); img.src = src; return img;
           });
-          const n = (entry.record?.events || []).length;
-          this.ttsvarLineageH = 44 + n * 14 + (this.ttsvarThumbs.length ? 70 : 0);
-          this.size[1] = Math.max(this.size[1], 60 + this.ttsvarLineageH);
-          this.size[0] = Math.max(this.size[0], 12 + Math.max(360, this.ttsvarThumbs.length * 68));
+          this.ttsvarLineageH = 0;  // recomputed (and the node grown to fit) on the next draw
+          this.ttsvarLineageDrawn = null;
+          this.size[0] = Math.max(this.size[0], MIN_W);
           this.setDirtyCanvas(true, true);
         }
         return r;
