@@ -6,7 +6,7 @@ Everything here degrades gracefully when ComfyUI is absent (tests, plain Python)
 * interrupt     -> a no-op check;
 * model folders -> ``$TTSVAR_MODELS_DIR/<folder>`` if that variable is set, else nothing is
                    listed (only the built-in "(tiny random demo)" entries are offered);
-* devices       -> the model's own device (the CPU for the tiny models);
+* devices       -> the model's own device (the CPU for the tiny models); load_models is a no-op;
 * previews      -> skipped.
 
 Nothing heavy is imported at module level: ``folder_paths`` is a light module that ComfyUI has
@@ -125,46 +125,82 @@ def offload_device():
 _PATCHERS: "weakref.WeakKeyDictionary[Any, Any]" = weakref.WeakKeyDictionary()
 
 
-def _holder_for(obj: Any):
-    """A plain nn.Module whose children are the model's transformer and VAE: ComfyUI's ModelPatcher
-    sets bookkeeping attributes on the module it wraps (``device``, ``model_loaded_weight_memory``...),
-    so it wraps this holder rather than the library's own modules (whose ``device`` is read-only)."""
+def _weight_modules(obj: Any) -> list:
+    """The nn.Modules holding all of ``obj``'s weights: the library's ``torch_modules()`` (Infinity
+    models, T5 encoder, scorers; weightless ones return none), else an Infinity-like object's
+    ``transformer`` and ``vae``."""
     import torch
 
-    mods = {name: getattr(obj, name, None) for name in ("transformer", "vae")}
-    mods = {k: m for k, m in mods.items() if isinstance(m, torch.nn.Module)}
+    tm = getattr(obj, "torch_modules", None)
+    mods = list(tm()) if callable(tm) else [getattr(obj, n, None) for n in ("transformer", "vae")]
+    return [m for m in mods if isinstance(m, torch.nn.Module)]
+
+
+def _units(obj: Any) -> Iterable[Any]:
+    """The objects to manage for ``obj``: a combined reward (its ``rewards`` list) is managed as its
+    members, so a reward used both alone and in a combination has one ModelPatcher, not two that
+    would move the same weights behind each other's back."""
+    members = getattr(obj, "rewards", None)
+    if isinstance(members, (list, tuple)):
+        for m in members:
+            yield from _units(m)
+    elif obj is not None:
+        yield obj
+
+
+def _holder_for(obj: Any):
+    """A plain nn.Module whose children are the modules holding ``obj``'s weights (None if it has
+    none): ComfyUI's ModelPatcher sets bookkeeping attributes on the module it wraps (``device``,
+    ``model_loaded_weight_memory``...), so it wraps this holder rather than the library's own
+    modules (whose ``device`` may be read-only)."""
+    import torch
+
+    mods = _weight_modules(obj)
     if not mods:
         return None
     holder = torch.nn.Module()
-    for k, m in mods.items():
-        holder.add_module(k, m)
+    for i, m in enumerate(mods):
+        holder.add_module(f"m{i}", m)
     return holder
 
 
-def load_models(objs: Iterable[Any], memory_required: int = 0) -> None:
-    """Put the modules behind the Infinity models in ``objs`` on ComfyUI's device through its model
-    management (a ModelPatcher per module, loaded with ``load_models_gpu``), so the "Unload models"
-    button, OOM recovery and other nodes' ``free_memory`` see them and can move them back to the
-    offload device. The library reads an Infinity model's device from its parameters, so moves by
-    ComfyUI stay consistent. Scorers and the text encoder are loaded straight onto ComfyUI's device
-    by their loader nodes instead (they remember their device). Outside ComfyUI: a no-op."""
+def patcher_for(obj: Any):
+    """The ModelPatcher registered for ``obj`` (created on first use), or None for an object without
+    weights or outside ComfyUI. One patcher per object, kept while the object lives."""
     try:
         import comfy.model_management as mm  # type: ignore[import-not-found]
         import comfy.model_patcher  # type: ignore[import-not-found]
     except Exception:  # noqa: BLE001
+        return None
+    p = _PATCHERS.get(obj)
+    if p is None:
+        holder = _holder_for(obj)
+        if holder is None:
+            return None
+        p = comfy.model_patcher.ModelPatcher(holder, load_device=mm.get_torch_device(), offload_device=mm.unet_offload_device())
+        _PATCHERS[obj] = p
+    return p
+
+
+def load_models(objs: Iterable[Any], memory_required: int = 0) -> None:
+    """Put the weights of ``objs`` (Infinity models, text encoders, reward models and feature
+    extractors, combined rewards; None and weightless ones are skipped) on ComfyUI's device through
+    its model management: a ModelPatcher per object over its ``torch_modules()``, loaded with
+    ``load_models_gpu`` right before a node uses them. So the "Unload models" button, OOM recovery
+    and other nodes' ``free_memory`` see them and can move them back to the offload device; the
+    library reads each object's device from its weights at call time, so such moves are safe.
+    Loader nodes load onto the offload device. Outside ComfyUI: a no-op."""
+    try:
+        import comfy.model_management as mm  # type: ignore[import-not-found]
+    except Exception:  # noqa: BLE001
         return
-    patchers = []
+    patchers, seen = [], set()
     for obj in objs:
-        if obj is None:
-            continue
-        p = _PATCHERS.get(obj)
-        if p is None:
-            holder = _holder_for(obj)
-            if holder is None:
-                continue
-            p = comfy.model_patcher.ModelPatcher(holder, load_device=mm.get_torch_device(), offload_device=mm.unet_offload_device())
-            _PATCHERS[obj] = p
-        patchers.append(p)
+        for unit in _units(obj):
+            p = patcher_for(unit)
+            if p is not None and id(p) not in seen:
+                seen.add(id(p))
+                patchers.append(p)
     if patchers:
         # Plain nn.Modules cannot be partially loaded (no comfy.ops casts): load fully.
         mm.load_models_gpu(patchers, memory_required=memory_required, force_full_load=True)

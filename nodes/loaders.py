@@ -2,7 +2,9 @@
 
 Every combo lists what is in the pack's model folders plus the built-in ``(tiny random demo)``
 entry (see :data:`nodes.common.TINY`). Loaded objects travel as node outputs: ComfyUI caches them,
-so each file is loaded once per loader output and shared by every consumer.
+so each file is loaded once per loader output and shared by every consumer. Weights are loaded
+onto ComfyUI's offload device; the nodes that use them move them to its main device through its
+model management (``comfy_bridge.load_models``), which can also unload them again.
 """
 
 from __future__ import annotations
@@ -125,11 +127,14 @@ class TTSVAR_TextEncoderLoader:
             from ttsvar.infinity.tiny import tiny_text_encoder
 
             return (tiny_text_encoder(model, seed=0),)
-        from ttsvar.infinity.text import load_text_encoder
+        from ttsvar.infinity.text import load_text_encoder, t5_default_dtype
 
         path = _resolve("text_encoders", "encoder", encoder)
+        # Loaded on the offload device, in the dtype it will run in on ComfyUI's device; Encode Prompt
+        # moves it there through ComfyUI's model management (bridge.load_models).
+        run_on = bridge.torch_device() or "cpu"
         with blame("encoder"):
-            return (load_text_encoder(path, device=bridge.torch_device() or "cpu", dtype=_dtype(dtype)),)
+            return (load_text_encoder(path, device=bridge.offload_device() or run_on, dtype=_dtype(dtype) or t5_default_dtype(run_on)),)
 
 
 class TTSVAR_FeatureExtractorLoader:
@@ -161,7 +166,7 @@ class TTSVAR_FeatureExtractorLoader:
             return (scoring_adapter.tiny_feature_extractor(family),)
         path = _resolve("ttsvar_features", "weights", weights)
         with blame("weights"):
-            return (scoring_adapter.load_feature_extractor(family, path, device=bridge.torch_device()),)
+            return (scoring_adapter.load_feature_extractor(family, path, device=bridge.offload_device()),)
 
 
 class TTSVAR_RewardModelLoader:
@@ -192,7 +197,7 @@ class TTSVAR_RewardModelLoader:
             return (scoring_adapter.tiny_reward(family),)
         path = _resolve("ttsvar_rewards", "weights", weights)
         with blame("weights"):
-            return (scoring_adapter.load_reward(family, path, device=bridge.torch_device()),)
+            return (scoring_adapter.load_reward(family, path, device=bridge.offload_device()),)
 
 
 class TTSVAR_CombineRewards:

@@ -78,6 +78,7 @@ class TTSVAR_EncodePrompt:
             raise InputError("prompt", "the prompt is empty; write what the image should show.")
         if not hasattr(text_encoder, "encode"):
             raise InputError("text_encoder", f"expected a {TEXT_ENCODER}, got {type(text_encoder).__name__}.")
+        bridge.load_models([text_encoder])
         with blame("prompt"):
             return (text_encoder.encode(prompt, negative or ""),)
 
@@ -299,7 +300,7 @@ class TTSVAR_ClusterFilter:
         _check_filterable(state, int(keep))
         if not hasattr(feature_extractor, "features"):
             raise InputError("feature_extractor", f"expected a {FEATURES}, got {type(feature_extractor).__name__}.")
-        bridge.load_models([getattr(state, "model", None)])
+        bridge.load_models([getattr(state, "model", None), feature_extractor])
         bridge.check_interrupt()
         with blame("keep"):
             return (cluster_filter(state, feature_extractor, keep=_keep(keep), seed=int(seed), preview_size=bool(decode_at_model_size)),)
@@ -339,7 +340,7 @@ class TTSVAR_RewardResample:
         _check_filterable(state, 0)
         if not hasattr(reward_model, "score"):
             raise InputError("reward_model", f"expected a {REWARD}, got {type(reward_model).__name__}.")
-        bridge.load_models([getattr(state, "model", None)])
+        bridge.load_models([getattr(state, "model", None), reward_model])
         bridge.check_interrupt()
         with blame("potential"):
             return (reward_resample(state, reward_model, potential=potential, lam=float(lam), keep=_keep(keep), preview_size=bool(decode_at_model_size)),)
@@ -377,7 +378,7 @@ class TTSVAR_SelectBest:
             raise InputError("k", f"is {k} but the state has only {state.num_candidates} candidates.")
         if not hasattr(reward_model, "score"):
             raise InputError("reward_model", f"expected a {REWARD}, got {type(reward_model).__name__}.")
-        bridge.load_models([getattr(state, "model", None)])
+        bridge.load_models([getattr(state, "model", None), reward_model])
         with blame("k"):
             out = select_best(state, reward_model, k=int(k))
         return {"ui": _lineage_ui(out, None, "Select Best"), "result": (out,)}
@@ -489,7 +490,7 @@ class TTSVAR_Sampler:
             raise InputError("feature_extractor", "strategy 'tts-var' needs a feature extractor for its cluster filter; connect TTS-VAR Load Feature Extractor.")
         with blame("width"):
             grid = resolve_grid(width=int(width), height=int(height))
-        bridge.load_models([model])
+        bridge.load_models([model, reward_model, feature_extractor])
         on_scale = bridge.scale_callback(grid.num_scales, 0, preview=_preview_pil)
         with blame("strategy"):
             result = run_strategy(
