@@ -176,6 +176,7 @@ class TTSVAR_StartState:
                 schedule.validate(grid.num_scales)
             except TTSVarError as exc:
                 raise InputError("schedule", f"{exc} (pn here is {pn_value}; set the schedule's pn to the same value)") from None
+        bridge.load_models([model])
         with blame("condition"):
             state = start_state(
                 model, condition, schedule, grid,

@@ -55,15 +55,19 @@ def segment_capacity(state: VarState, scale: int) -> int:
 
 
 def _run_for(state: VarState) -> ScaleRun:
-    """The working set that continues `state`: its own cache if still there, else rebuilt."""
+    """The working set that continues `state`: its own cache if still there and on the model's
+    device (a host like ComfyUI may have moved the model since), else rebuilt."""
     prompts = [0] * state.num_candidates
     capacity = segment_capacity(state, state.next_scale)
+    device = state.model.device
+    text = state.text.to(device)
     cache = state.cache_slot.take()
-    if cache is not None and cache.length == state.grid.token_offset(state.next_scale):
+    if cache is not None and cache.length == state.grid.token_offset(state.next_scale) and cache.device == device:
         cache.reserve(capacity)
-        return ScaleRun(state.model, state.grid, state.settings, state.text, prompts, 1, cache=cache,
-                        summed=state.code_map, next_scale=state.next_scale)
-    run = ScaleRun(state.model, state.grid, state.settings, state.text, prompts, 1, capacity=capacity)
+        return ScaleRun(state.model, state.grid, state.settings, text, prompts, 1, cache=cache,
+                        summed=state.code_map.to(device), next_scale=state.next_scale)
+    del cache
+    run = ScaleRun(state.model, state.grid, state.settings, text, prompts, 1, capacity=capacity)
     with torch.inference_mode():
         for scale_bits in state.bits:  # teacher forcing: one pass per stored scale
             run.forward()

@@ -22,6 +22,10 @@ class KVCache:
         return self.keys[0].shape[0]
 
     @property
+    def device(self) -> torch.device:
+        return self.keys[0].device
+
+    @property
     def capacity(self) -> int:
         return self.keys[0].shape[2]
 

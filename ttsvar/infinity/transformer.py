@@ -189,13 +189,22 @@ class HeadNorm(nn.Module):
 class TextContext:
     """Everything the blocks need from the text, computed once per generation.
 
-    `texts` are unique texts (each with its own length: no padding); `row_text` says which
-    text each batch row (cond rows, then uncond rows) uses.
+    One entry per unique text, each at its own length (no padding); `rows(row_text)` expands
+    them to a batch whose row i follows text `row_text[i]` (cond rows, then uncond rows).
     """
 
     pooled: torch.Tensor  # [U, C] start token / AdaLN condition per unique text
     gss: torch.Tensor  # [U, 1, 6, C] shared AdaLN output per unique text
     block_kv: list[list[tuple[torch.Tensor, torch.Tensor]]]  # [block][text] -> (k, v)
+
+    def to(self, device: torch.device) -> "TextContext":
+        """This context on `device` (itself when already there: the model may have been moved)."""
+        if self.pooled.device == torch.device(device):
+            return self
+        return TextContext(
+            pooled=self.pooled.to(device), gss=self.gss.to(device),
+            block_kv=[[(k.to(device), v.to(device)) for k, v in block] for block in self.block_kv],
+        )
 
     def rows(self, row_text: list[int]) -> tuple[torch.Tensor, torch.Tensor, list[tuple[int, int, int]]]:
         index = torch.tensor(row_text, device=self.pooled.device)
