@@ -120,7 +120,7 @@ def test_float64_and_bfloat16(tiny_dirs, images, scorer):
     assert out64.dtype == torch.float32
     torch.testing.assert_close(out64, ref, atol=1e-4, rtol=1e-5)
     sbf = load_imagereward(tiny_dirs["imagereward"], dtype="bf16")
-    assert sbf.net.blip.visual_encoder.cls_token.dtype == torch.bfloat16
+    assert sbf.net.blip.visual_encoder.embeddings.class_embedding.dtype == torch.bfloat16
     assert sbf.net.mlp.layers[0].weight.dtype == torch.float32  # the head stays in float32
     outbf = sbf.score(images, PROMPTS)
     assert outbf.dtype == torch.float32
@@ -197,7 +197,7 @@ def test_equivalence_with_image_reward_package(tmp_path, images, monkeypatch, vi
     tv = conftest.TINY_VIT
     folder = make_imagereward_folder(tmp_path / "ir")
     ours = load_imagereward(folder, dtype=dtype)
-    assert ours.net.blip.visual_encoder.blocks[0].attn.heads == vit["heads"]
+    assert ours.net.blip.visual_encoder.encoder.layers[0].self_attn.num_heads == vit["heads"]
     sd = torch.load(folder / "ImageReward.pt", weights_only=True)
     cfg = BertConfig.from_json_file(str(folder / "med_config.json"))
     cfg.encoder_width = tv["dim"]  # as BLIP_Pretrain does: the text encoder's encoder_width is the ViT's width

@@ -18,11 +18,13 @@ Architecture, as in the official ``ImageReward.pt`` (a plain state dict):
 Preprocessing: shortest edge → 224 (bicubic), center crop 224, CLIP mean/std (``Resize``,
 ``CenterCrop``, ``Normalize`` of the official code, here on tensors).
 
-Why not ``transformers.BertModel``: its cross-attention projects keys/values from
-``hidden_size`` and it has token-type embeddings, so it cannot hold these weights; the two small
-modules below are written from the architecture description. Checkpoint keys load strictly;
+Modules: the two BLIP towers are ``transformers.BlipVisionModel`` and ``transformers.BlipTextModel``
+(a port of BLIP's ``med.py``, whose cross-attention takes ``encoder_hidden_size``-wide inputs; plain
+``BertModel`` cannot hold these weights: its cross-attention K/V take ``hidden_size`` inputs and it
+has token-type embeddings); only the MLP head is written here. Checkpoint keys load strictly through
+an explicit map (:func:`vision_key_map` for the ViT; the text tower's names are the checkpoint's);
 ``blip.vision_proj``/``blip.text_proj`` (contrastive heads of BLIP, unused by ImageReward) and the
-``position_ids`` buffer are the only keys ignored.
+``position_ids`` buffer (non-persistent in transformers) are the only keys ignored.
 
 The ViT's size is read from the checkpoint's shapes (width from ``cls_token``, patch from the
 patch embedding, depth by counting blocks, image size from ``pos_embed``; heads = width / 64 as
@@ -38,7 +40,6 @@ from typing import Sequence
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from ttsvar.errors import MissingWeightsError, TTSVarError
 from ttsvar.scoring import _common as C
@@ -52,181 +53,70 @@ _HINT = ("Download ImageReward.pt and med_config.json from the Hugging Face repo
 _IGNORED_KEYS = ("blip.vision_proj.", "blip.text_proj.", "blip.text_encoder.embeddings.position_ids")
 
 
-# ---------------------------------------------------------------- vision: BLIP ViT
+# ---------------------------------------------------------------- the two BLIP towers (transformers)
 
-class _VitAttention(nn.Module):
-    def __init__(self, dim: int, heads: int):
-        super().__init__()
-        self.heads = heads
-        self.qkv = nn.Linear(dim, 3 * dim)
-        self.proj = nn.Linear(dim, dim)
+def BlipVisionEncoder(image_size: int, patch: int, dim: int, depth: int, heads: int,
+                      hidden: int) -> nn.Module:
+    """BLIP's ViT as ``transformers.BlipVisionModel``: ``pixel_values [B,3,S,S]`` →
+    ``last_hidden_state [B, 1 + (S/patch)², dim]`` (CLS first; all tokens are the image embeddings).
+    LayerNorm eps 1e-6 and exact GELU as timm/BLIP's ``VisionTransformer`` (transformers' defaults
+    differ: eps 1e-5). (A factory named like the module it replaced; the test fixtures build nets with it.)"""
+    from transformers import BlipVisionConfig, BlipVisionModel
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, n, c = x.shape
-        q, k, v = self.qkv(x).view(b, n, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
-        x = F.scaled_dot_product_attention(q, k, v)
-        return self.proj(x.transpose(1, 2).reshape(b, n, c))
-
-
-class _VitMlp(nn.Module):
-    def __init__(self, dim: int, hidden: int):
-        super().__init__()
-        self.fc1 = nn.Linear(dim, hidden)
-        self.fc2 = nn.Linear(hidden, dim)
-
-    def forward(self, x):
-        return self.fc2(F.gelu(self.fc1(x)))
+    cfg = BlipVisionConfig(hidden_size=dim, intermediate_size=hidden, num_hidden_layers=depth,
+                           num_attention_heads=heads, image_size=image_size, patch_size=patch, hidden_act="gelu",
+                           layer_norm_eps=1e-6, attention_dropout=0.0, attn_implementation="eager")
+    return BlipVisionModel(cfg)
 
 
-class _VitBlock(nn.Module):
-    def __init__(self, dim: int, heads: int, hidden: int):
-        super().__init__()
-        self.norm1 = nn.LayerNorm(dim, eps=1e-6)
-        self.attn = _VitAttention(dim, heads)
-        self.norm2 = nn.LayerNorm(dim, eps=1e-6)
-        self.mlp = _VitMlp(dim, hidden)
+def BlipTextEncoder(cfg: dict, enc_width: int) -> nn.Module:
+    """BLIP's MED BERT as ``transformers.BlipTextModel`` (no pooler) from ``med_config.json``, with
+    cross-attention keys/values from ``enc_width`` (the ViT's width, as BLIP sets ``encoder_width``).
 
-    def forward(self, x):
-        x = x + self.attn(self.norm1(x))
-        return x + self.mlp(self.norm2(x))
+    ``is_decoder=True`` in the config only makes the layers carry their cross-attention (that is
+    how ``BlipTextLayer`` decides); the forward is run with ``is_decoder=False``, i.e. bidirectional
+    self-attention with the padding mask, as BLIP's ``mode="text"``/multimodal encoder."""
+    from transformers import BlipTextConfig, BlipTextModel
 
-
-class _PatchEmbed(nn.Module):
-    def __init__(self, dim: int, patch: int):
-        super().__init__()
-        self.proj = nn.Conv2d(3, dim, kernel_size=patch, stride=patch)
-
-
-class BlipVisionEncoder(nn.Module):
-    """``[B,3,S,S]`` normalised pixels → ``[B, 1 + (S/patch)², width]`` tokens (CLS first)."""
-
-    def __init__(self, image_size: int, patch: int, dim: int, depth: int, heads: int, hidden: int):
-        super().__init__()
-        self.image_size = image_size
-        self.patch_embed = _PatchEmbed(dim, patch)
-        self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
-        self.pos_embed = nn.Parameter(torch.zeros(1, (image_size // patch) ** 2 + 1, dim))
-        self.blocks = nn.ModuleList(_VitBlock(dim, heads, hidden) for _ in range(depth))
-        self.norm = nn.LayerNorm(dim, eps=1e-6)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.patch_embed.proj(x).flatten(2).transpose(1, 2)
-        x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)
-        x = x + self.pos_embed[:, : x.shape[1]]
-        for blk in self.blocks:
-            x = blk(x)
-        return self.norm(x)
+    act = cfg.get("hidden_act", "gelu")
+    if act not in ("gelu", "relu", "gelu_new"):
+        raise TTSVarError(f"med_config.json: unsupported hidden_act {act!r}.")
+    tc = BlipTextConfig(vocab_size=cfg["vocab_size"], hidden_size=cfg["hidden_size"], encoder_hidden_size=enc_width,
+                        intermediate_size=cfg["intermediate_size"], num_hidden_layers=cfg["num_hidden_layers"],
+                        num_attention_heads=cfg["num_attention_heads"],
+                        max_position_embeddings=cfg.get("max_position_embeddings", 512), hidden_act=act,
+                        layer_norm_eps=cfg.get("layer_norm_eps", 1e-12), hidden_dropout_prob=0.0,
+                        attention_probs_dropout_prob=0.0, pad_token_id=cfg.get("pad_token_id", 0),
+                        bos_token_id=None, eos_token_id=None, sep_token_id=None, is_decoder=True, use_cache=False,
+                        attn_implementation="eager")
+    return BlipTextModel(tc, add_pooling_layer=False)
 
 
-# ---------------------------------------------------------------- text: BLIP MED BERT with cross-attention
+# ---------------------------------------------------------------- official key names <-> transformers names
 
-class _BertSelfAttention(nn.Module):
-    def __init__(self, hidden: int, heads: int, kv_width: int):
-        super().__init__()
-        self.heads = heads
-        self.query = nn.Linear(hidden, hidden)
-        self.key = nn.Linear(kv_width, hidden)
-        self.value = nn.Linear(kv_width, hidden)
-
-    def forward(self, x, context, mask):
-        b, n, c = x.shape
-        m = context.shape[1]
-
-        def split(t, length):
-            return t.view(b, length, self.heads, c // self.heads).transpose(1, 2)
-
-        out = F.scaled_dot_product_attention(split(self.query(x), n), split(self.key(context), m),
-                                             split(self.value(context), m), attn_mask=mask)
-        return out.transpose(1, 2).reshape(b, n, c)
+_VIT_BLOCK_KEYS = (("norm1", "layer_norm1"), ("attn.qkv", "self_attn.qkv"), ("attn.proj", "self_attn.projection"),
+                   ("norm2", "layer_norm2"), ("mlp.fc1", "mlp.fc1"), ("mlp.fc2", "mlp.fc2"))
 
 
-class _BertSelfOutput(nn.Module):
-    def __init__(self, hidden: int, eps: float):
-        super().__init__()
-        self.dense = nn.Linear(hidden, hidden)
-        self.LayerNorm = nn.LayerNorm(hidden, eps=eps)
+def vision_key_map(depth: int) -> dict[str, str]:
+    """``blip.visual_encoder.*`` checkpoint names → ``BlipVisionModel`` names, in checkpoint order.
 
-
-class _BertAttention(nn.Module):
-    def __init__(self, hidden: int, heads: int, kv_width: int, eps: float):
-        super().__init__()
-        self.self = _BertSelfAttention(hidden, heads, kv_width)
-        self.output = _BertSelfOutput(hidden, eps)
-
-    def forward(self, x, context, mask):
-        h = self.self(x, context, mask)
-        return self.output.LayerNorm(self.output.dense(h) + x)
-
-
-class _Dense(nn.Module):
-    def __init__(self, n_in: int, n_out: int, eps: float | None = None):
-        super().__init__()
-        self.dense = nn.Linear(n_in, n_out)
-        if eps is not None:
-            self.LayerNorm = nn.LayerNorm(n_out, eps=eps)
-
-
-class _BertLayer(nn.Module):
-    def __init__(self, hidden: int, heads: int, inter: int, enc_width: int, eps: float, act: str):
-        super().__init__()
-        self.attention = _BertAttention(hidden, heads, hidden, eps)
-        self.crossattention = _BertAttention(hidden, heads, enc_width, eps)
-        self.intermediate = _Dense(hidden, inter)
-        self.output = _Dense(inter, hidden, eps)
-        self.act = {"gelu": F.gelu, "relu": F.relu,
-                    "gelu_new": lambda t: F.gelu(t, approximate="tanh")}.get(act)
-        if self.act is None:
-            raise TTSVarError(f"med_config.json: unsupported hidden_act {act!r}.")
-
-    def forward(self, x, self_mask, image_embeds):
-        x = self.attention(x, x, self_mask)
-        x = self.crossattention(x, image_embeds, None)  # every image token is attended (mask of ones)
-        h = self.act(self.intermediate.dense(x))
-        return self.output.LayerNorm(self.output.dense(h) + x)
-
-
-class _BertEmbeddings(nn.Module):
-    def __init__(self, vocab: int, hidden: int, max_pos: int, eps: float, pad_id: int):
-        super().__init__()
-        self.word_embeddings = nn.Embedding(vocab, hidden, padding_idx=pad_id)
-        self.position_embeddings = nn.Embedding(max_pos, hidden)
-        self.LayerNorm = nn.LayerNorm(hidden, eps=eps)
-
-    def forward(self, ids):
-        pos = torch.arange(ids.shape[1], device=ids.device)
-        return self.LayerNorm(self.word_embeddings(ids) + self.position_embeddings(pos)[None])
-
-
-class _BertEncoder(nn.Module):
-    def __init__(self, layers: list[_BertLayer]):
-        super().__init__()
-        self.layer = nn.ModuleList(layers)
-
-
-class BlipTextEncoder(nn.Module):
-    """Token ids + padding mask + image embeddings → hidden states ``[B, L, hidden]``."""
-
-    def __init__(self, cfg: dict, enc_width: int):
-        super().__init__()
-        hidden, heads = cfg["hidden_size"], cfg["num_attention_heads"]
-        eps = cfg.get("layer_norm_eps", 1e-12)
-        self.embeddings = _BertEmbeddings(cfg["vocab_size"], hidden, cfg.get("max_position_embeddings", 512), eps,
-                                          cfg.get("pad_token_id", 0))
-        self.encoder = _BertEncoder([_BertLayer(hidden, heads, cfg["intermediate_size"], enc_width, eps,
-                                                cfg.get("hidden_act", "gelu"))
-                                     for _ in range(cfg["num_hidden_layers"])])
-
-    def forward(self, ids, attention_mask, image_embeds):
-        x = self.embeddings(ids)
-        # additive padding mask, as BERT's extended attention mask; 0 where attended
-        mask = (1.0 - attention_mask[:, None, None, :].to(x.dtype)) * torch.finfo(x.dtype).min
-        for layer in self.encoder.layer:
-            x = layer(x, mask, image_embeds)
-        return x
+    The text tower needs no map: ``BlipTextModel`` (a port of BLIP's ``med.py``) uses med.py's
+    names (``embeddings.word_embeddings``, ``encoder.layer.i.attention.self.query``,
+    ``….crossattention.…``, ``….intermediate.dense``, ``….output.LayerNorm``, …)."""
+    m = {"cls_token": "embeddings.class_embedding", "pos_embed": "embeddings.position_embedding",
+         "patch_embed.proj.weight": "embeddings.patch_embedding.weight",
+         "patch_embed.proj.bias": "embeddings.patch_embedding.bias"}
+    for i in range(depth):
+        for ours, theirs in _VIT_BLOCK_KEYS:
+            for p in ("weight", "bias"):
+                m[f"blocks.{i}.{ours}.{p}"] = f"encoder.layers.{i}.{theirs}.{p}"
+    m.update({"norm.weight": "post_layernorm.weight", "norm.bias": "post_layernorm.bias"})
+    return m
 
 
 class _Blip(nn.Module):
-    def __init__(self, visual: BlipVisionEncoder, text: BlipTextEncoder):
+    def __init__(self, visual: nn.Module, text: nn.Module):
         super().__init__()
         self.visual_encoder = visual
         self.text_encoder = text
@@ -240,17 +130,44 @@ class _Mlp(nn.Module):
 
 
 class ImageRewardNet(nn.Module):
-    """The network with the official key names (``blip.*``, ``mlp.layers.*``)."""
+    """``blip.visual_encoder`` (BlipVisionModel), ``blip.text_encoder`` (BlipTextModel), ``mlp``.
 
-    def __init__(self, visual: BlipVisionEncoder, text: BlipTextEncoder, text_width: int):
+    ``state_dict()`` and ``load_state_dict()`` use the official ``ImageReward.pt`` names: the ViT's
+    keys are renamed by :func:`vision_key_map` both ways (every ViT tensor has an entry; a key outside
+    the map is left as it is, so a strict load reports it). ``named_parameters()`` shows the
+    transformers names."""
+
+    _VIT = "blip.visual_encoder."
+
+    def __init__(self, visual: nn.Module, text: nn.Module, text_width: int):
         super().__init__()
         self.blip = _Blip(visual, text)
         self.mlp = _Mlp(text_width)
+        self._to_hf = vision_key_map(visual.config.num_hidden_layers)
+        self._to_official = {v: k for k, v in self._to_hf.items()}
+        self.register_state_dict_post_hook(ImageRewardNet._official_names)
+        self.register_load_state_dict_pre_hook(ImageRewardNet._hf_names)
+
+    def _official_names(self, state_dict, prefix, local_metadata):
+        p = prefix + self._VIT
+        vit = {k[len(p):]: state_dict.pop(k) for k in [k for k in state_dict if k.startswith(p)]}
+        rest = {k: state_dict.pop(k) for k in [k for k in state_dict if k.startswith(prefix)]}
+        if set(vit) != set(self._to_official):
+            raise TTSVarError(f"ImageReward ViT key map out of date: {sorted(set(vit) ^ set(self._to_official))}")
+        state_dict.update({p + k: vit[v] for k, v in self._to_hf.items()})  # checkpoint order
+        state_dict.update(rest)
+
+    def _hf_names(self, state_dict, prefix, *_):
+        p = prefix + self._VIT
+        for k in [k for k in state_dict if k.startswith(p) and k[len(p):] in self._to_hf]:
+            state_dict[p + self._to_hf[k[len(p):]]] = state_dict.pop(k)
 
     def forward(self, pixels: torch.Tensor, ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Normalised rewards ``[B]`` (in the MLP's dtype)."""
-        image_embeds = self.blip.visual_encoder(pixels)
-        h = self.blip.text_encoder(ids, attention_mask, image_embeds)[:, 0]
+        image_embeds = self.blip.visual_encoder(pixel_values=pixels).last_hidden_state
+        # every image token is attended (BLIP passes a mask of ones: the same as none)
+        h = self.blip.text_encoder(input_ids=ids, attention_mask=attention_mask, encoder_hidden_states=image_embeds,
+                                   is_decoder=False).last_hidden_state[:, 0]
         w = self.mlp.layers[0].weight
         r = self.mlp.layers(h.to(w.dtype))[:, 0]
         return (r - IMAGEREWARD_MEAN) / IMAGEREWARD_STD
@@ -283,7 +200,7 @@ class ImageRewardScorer(C.ModuleBacked):
         self.net = net.eval().requires_grad_(False)
         self.tokenizer = tokenizer
         self.device, self.dtype = device, dtype
-        self.input_size = net.blip.visual_encoder.image_size
+        self.input_size = net.blip.visual_encoder.config.image_size
         self.max_length = TEXT_MAX_LENGTH
 
     def preprocess(self, images: torch.Tensor) -> torch.Tensor:
