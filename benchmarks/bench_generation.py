@@ -28,19 +28,23 @@ from ttsvar.schedule import BatchSchedule  # noqa: E402
 
 
 def generate_once(model, condition, grid, device, seed):
-    times = []
+    """Per scale: seconds and the peak GPU memory during that scale (NaN on CPU)."""
+    times, peaks = [], []
     state = start_state(model, condition, BatchSchedule.preset("raw", 1, grid.num_scales), grid, seed=seed)
+    reset_peak(device)
     last = [now(device)]
 
     def on_scale(k, s):
         t = now(device)
         times.append(t - last[0])
+        peaks.append(peak_gib(device) if device.type == "cuda" else float("nan"))
+        reset_peak(device)
         last[0] = t
 
     state = sample_scales(state, on_scale=on_scale)
     t0 = now(device)
     decode_images(state)
-    return times, now(device) - t0, state
+    return times, now(device) - t0, state, peaks
 
 
 def main() -> None:
@@ -62,12 +66,14 @@ def main() -> None:
     decode = sum(r[1] for r in runs) / len(runs)
     print(f"{model.describe()}, {grid.pixel_size[1]}x{grid.pixel_size[0]} ({grid.num_scales} scales), cfg on, "
           f"block dtype {model.dtype}, torch {torch.__version__}, threads {torch.get_num_threads()}")
-    print(f"{'scale':>5} {'grid':>7} {'tokens':>7} {'ms':>9} {'share':>6}")
-    total = sum(per_scale)
-    for k, (hw, t) in enumerate(zip(grid.scales, per_scale)):
-        print(f"{k:>5} {hw[0]:>3}x{hw[1]:<3} {hw[0] * hw[1]:>7} {t * 1e3:>9.1f} {t / total:>6.1%}")
     kv = runs[-1][2].cache_slot.take()
     kv_mib = kv.nbytes() / 2**20 if kv is not None else float("nan")
+    print(f"{'scale':>5} {'grid':>7} {'tokens':>7} {'ms':>9} {'share':>6} {'KV filled MiB':>13} {'peak GPU GiB':>12}")
+    total = sum(per_scale)
+    for k, (hw, t) in enumerate(zip(grid.scales, per_scale)):
+        filled = kv_mib * grid.token_offset(k + 1) / grid.total_tokens
+        print(f"{k:>5} {hw[0]:>3}x{hw[1]:<3} {hw[0] * hw[1]:>7} {t * 1e3:>9.1f} {t / total:>6.1%} {filled:>13.1f} "
+              f"{runs[-1][3][k]:>12.2f}")
     print(f"transformer {total:.3f} s + VAE decode {decode:.3f} s = {total + decode:.3f} s per image; "
           f"KV cache {kv_mib:.0f} MiB; peak {'GPU allocated' if device.type == 'cuda' else 'process RSS'} {peak:.2f} GiB")
 
