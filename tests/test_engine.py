@@ -160,3 +160,18 @@ def test_a_condition_from_another_model_is_refused(tiny_model, grid):
 
     with pytest.raises(TTSVarError, match="expects 256"):
         start_state(tiny_model, HashTextEncoder(64).encode("a cat"), BatchSchedule((1,) * 7), grid)
+
+
+def test_a_cache_left_on_another_device_is_rebuilt_not_mixed(tiny_model, tiny_condition, grid):
+    """A host (ComfyUI) may move the model between nodes: a cache elsewhere is rebuilt from the bits."""
+    start = _start(tiny_model, tiny_condition, grid, [2] * 7)
+    whole = sample_scales(start)
+    first = sample_scales(start, until=3)
+    cache = first.cache_slot._cache
+    cache.keys = [k.to("meta") for k in cache.keys]
+    cache.values = [v.to("meta") for v in cache.values]
+    rest = sample_scales(first)
+    assert all(torch.equal(a, b) for a, b in zip(rest.bits, whole.bits))
+    assert rest.cache_slot._cache.device.type == "cpu"
+    moved = first.text.to("meta")
+    assert moved.pooled.is_meta and moved.block_kv[0][0][0].is_meta and first.text.to("cpu") is first.text
