@@ -53,3 +53,10 @@ def test_user_errors_are_one_clear_line(tmp_path, capsys):
     assert "custom" in capsys.readouterr().err
     assert main(["generate", "--random-model", "tiny", "--prompt", " ", "--out", str(tmp_path / "x.png")]) == 2
     assert "prompt is empty" in capsys.readouterr().err
+
+
+def test_info_names_what_a_checkpoint_is(reference_dir, capsys):
+    assert main(["info", str(reference_dir / "transformer.safetensors")]) == 0
+    assert "depth 4, width 128, 2 heads, 32-bit tokens" in capsys.readouterr().out
+    assert main(["info", str(reference_dir / "vae.pth")]) == 0
+    assert "32-bit codes, stride 16, base width 32" in capsys.readouterr().out

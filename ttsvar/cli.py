@@ -57,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="ttsvar_demo.png")
     demo.add_argument("--seed", type=int, default=0)
 
+    info = sub.add_parser("info", help="show what a checkpoint is: the detected transformer or VAE architecture")
+    info.add_argument("path", help="a .pth / .safetensors file or a sharded folder")
+
     conv = sub.add_parser("convert", help="convert an official .pth checkpoint to .safetensors")
     conv.add_argument("source")
     conv.add_argument("target", nargs="?")
@@ -165,6 +168,26 @@ def cmd_demo(args) -> int:
     return run_search(model, tiny_text_encoder(model), demo_args)
 
 
+def cmd_info(args) -> int:
+    from ttsvar.infinity.checkpoint import read_state_dict
+
+    state = read_state_dict(args.path)
+    count = sum(t.numel() for t in state.values())
+    if "pos_start" in state:
+        from ttsvar.infinity.weights import detect_arch
+
+        arch = detect_arch(state)
+        print(f"Infinity transformer '{arch.name}': depth {arch.depth}, width {arch.embed_dim}, {arch.num_heads} heads, "
+              f"{arch.token_bits}-bit tokens, text {arch.text_channels} channels, {count / 1e6:,.1f}M values")
+        return 0
+    from ttsvar.infinity.vae import canonical_vae_keys, detect_vae_config
+
+    cfg = detect_vae_config(canonical_vae_keys(state))
+    print(f"BSQ VAE: {cfg.codebook_dim}-bit codes, stride {cfg.stride}, base width {cfg.base_ch}, "
+          f"multipliers {list(cfg.ch_mult)}, encoder {'yes' if cfg.encoder else 'no'}, {count / 1e6:.1f}M values")
+    return 0
+
+
 def cmd_convert(args) -> int:
     from ttsvar.infinity.checkpoint import convert_to_safetensors
 
@@ -174,7 +197,7 @@ def cmd_convert(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    commands = {"generate": cmd_generate, "demo": cmd_demo, "convert": cmd_convert}
+    commands = {"generate": cmd_generate, "demo": cmd_demo, "info": cmd_info, "convert": cmd_convert}
     try:
         return commands[args.command](args)
     except TTSVarError as exc:
