@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Sequence
 
 import torch
 
@@ -157,29 +157,12 @@ class ScaleRun:
         self.summed = add_scale(self.summed, codes, last, final_size=final)
         self.next_scale += 1
 
-    def step(self, choose_bits: Callable[[int, torch.Tensor], torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Run one scale; `choose_bits(scale, logits)` returns its bits. Returns (logits, bits)."""
-        k = self.next_scale
-        logits = self.forward()
-        h, w = self.grid.scales[k]
-        bits = choose_bits(k, logits).reshape(self.batch, h, w, -1)
-        self.commit(bits)
-        return logits, bits
-
-    def select(self, keep: Sequence[int], capacity: int | None = None) -> None:
-        """Keep candidates `keep` (in that order, repeats allowed): gather cache rows and code maps."""
-        keep = [int(i) for i in keep]
-        rows = keep + [self.batch + i for i in keep] if self.settings.guided else keep
-        self.cache = self.cache.gather(rows, capacity, consume=True)
-        self.summed = self.summed[torch.tensor(keep, device=self.summed.device)]
-        self.prompt_of = [self.prompt_of[i] for i in keep]
-
 
 def encode_texts(model, prompts: Sequence[torch.Tensor], negatives: Sequence[torch.Tensor | None] | None,
                  guided: bool) -> TextContext:
     """Context for texts [prompt_0..prompt_{P-1}, uncond_0..uncond_{P-1}] (uncond only with guidance)."""
     t = model.transformer
-    texts = [p for p in prompts]
+    texts = list(prompts)
     if guided:
         negatives = negatives or [None] * len(prompts)
         texts += [n if n is not None else t.uncond_text(p.shape[0]) for p, n in zip(prompts, negatives)]
@@ -198,14 +181,14 @@ def teacher_force(model, grid: ScaleGrid, settings: SamplingSettings, prompts: S
     """Run the given bits (one tensor [B, h, w, token_bits] per scale, a prefix of the grid) through
     the model; returns (per-scale logits, the ScaleRun with its filled cache and code map).
 
-    Candidate b follows prompt b (one prompt per candidate). This is how a cache is rebuilt from a
-    state's stored bits, and how the parity tests compare against the official logits.
+    Candidate b follows prompt b (one prompt per candidate); the parity tests compare these
+    logits with the official model's. (The sampler rebuilds a state's cache the same way.)
     """
     text = encode_texts(model, prompts, negatives, settings.guided)
     run = ScaleRun(model, grid, settings, text, list(range(len(prompts))), len(prompts))
     logits = []
     with torch.inference_mode():
         for scale_bits in bits:
-            out, _ = run.step(lambda k, _logits, b=scale_bits: b)
-            logits.append(out)
+            logits.append(run.forward())
+            run.commit(scale_bits)
     return logits, run
