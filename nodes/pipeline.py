@@ -74,8 +74,10 @@ class TTSVAR_EncodePrompt:
 
     @guarded("TTS-VAR Encode Prompt")
     def encode(self, text_encoder, prompt, negative=""):
-        if not isinstance(prompt, str) or not prompt.strip():
-            raise InputError("prompt", "the prompt is empty; write what the image should show.")
+        from ttsvar.infinity.text import check_prompt
+
+        with blame("prompt"):
+            check_prompt(prompt)  # before loading the encoder onto the GPU for nothing
         if not hasattr(text_encoder, "encode"):
             raise InputError("text_encoder", f"expected a {TEXT_ENCODER}, got {type(text_encoder).__name__}.")
         bridge.load_models([text_encoder])

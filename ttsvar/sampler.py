@@ -68,10 +68,7 @@ def _run_for(state: VarState) -> ScaleRun:
                         summed=state.code_map.to(device), next_scale=state.next_scale)
     del cache
     run = ScaleRun(state.model, state.grid, state.settings, text, prompts, 1, capacity=capacity)
-    with torch.inference_mode():
-        for scale_bits in state.bits:  # teacher forcing: one pass per stored scale
-            run.forward()
-            run.commit(scale_bits)
+    run.replay(state.bits)
     return run
 
 

@@ -144,6 +144,16 @@ class ScaleRun:
             guided=s.guided, cfg=s.cfg[k], tau=s.tau[k], cfg_layer=s.cfg_layer,
         )
 
+    def replay(self, bits_per_scale: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """Teacher forcing: run the given bits of the next scales through the model (filling the
+        cache and code map); returns each scale's logits."""
+        logits = []
+        with torch.inference_mode():
+            for bits in bits_per_scale:
+                logits.append(self.forward())
+                self.commit(bits)
+        return logits
+
     def commit(self, bits: torch.Tensor) -> None:
         """Add this scale's bits [B, h, w, token_bits] to the code map and move to the next scale."""
         k = self.next_scale
@@ -186,9 +196,4 @@ def teacher_force(model, grid: ScaleGrid, settings: SamplingSettings, prompts: S
     """
     text = encode_texts(model, prompts, negatives, settings.guided)
     run = ScaleRun(model, grid, settings, text, list(range(len(prompts))), len(prompts))
-    logits = []
-    with torch.inference_mode():
-        for scale_bits in bits:
-            logits.append(run.forward())
-            run.commit(scale_bits)
-    return logits, run
+    return run.replay(bits), run
