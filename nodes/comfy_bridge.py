@@ -152,13 +152,15 @@ def _holder_for(obj: Any):
     """A plain nn.Module whose children are the modules holding ``obj``'s weights (None if it has
     none): ComfyUI's ModelPatcher sets bookkeeping attributes on the module it wraps (``device``,
     ``model_loaded_weight_memory``...), so it wraps this holder rather than the library's own
-    modules (whose ``device`` may be read-only)."""
+    modules (whose ``device`` may be read-only). Its class is named after ``obj``, because ComfyUI
+    logs "Requested to load <class name>" (not "Module")."""
     import torch
 
     mods = _weight_modules(obj)
     if not mods:
         return None
-    holder = torch.nn.Module()
+    label = f"TTS-VAR {getattr(obj, 'name', None) or type(obj).__name__}"
+    holder = type(label, (torch.nn.Module,), {"__module__": __name__})()
     for i, m in enumerate(mods):
         holder.add_module(f"m{i}", m)
     return holder

@@ -1,4 +1,4 @@
-"""Shared pieces of the node classes: type names, the demo entry, error handling, IMAGE layout.
+"""Shared pieces of the node classes: type names, error handling, IMAGE layout.
 
 Kept free of torch at import time (the pack must import in well under a second).
 """
@@ -23,11 +23,6 @@ FEATURES = "TTSVAR_FEATURE_EXTRACTOR"
 REWARD = "TTSVAR_REWARD_MODEL"
 
 CATEGORY = "TTS-VAR"
-
-#: The built-in entry of every loader combo: a tiny model with random weights, built in memory.
-#: It makes every example workflow run without downloads (tests, CI, a first look); its images
-#: are noise. Real users pick their downloaded files instead.
-TINY = "(tiny random demo)"
 
 #: Mirrors of library constants that the node declarations need at import time, without importing
 #: torch-heavy library modules (tests check they equal the library's).

@@ -1,7 +1,7 @@
 """Loader nodes: Infinity model, text encoder, feature extractor, reward models (+ combination).
 
-Every combo lists what is in the pack's model folders plus the built-in ``(tiny random demo)``
-entry (see :data:`nodes.common.TINY`). Loaded objects travel as node outputs: ComfyUI caches them,
+Every combo lists what is in the pack's model folders plus the built-in demo entries
+(:mod:`nodes.demo`). Loaded objects travel as node outputs: ComfyUI caches them,
 so each file is loaded once per loader output and shared by every consumer. Weights are loaded
 onto ComfyUI's offload device; the nodes that use them move them to its main device through its
 model management (``comfy_bridge.load_models``), which can also unload them again.
@@ -9,8 +9,11 @@ model management (``comfy_bridge.load_models``), which can also unload them agai
 
 from __future__ import annotations
 
+from ttsvar.errors import TTSVarError
+
 from . import comfy_bridge as bridge
-from .common import CATEGORY, FEATURES, MODEL, REWARD, TEXT_ENCODER, TINY, InputError, blame, guarded, tip
+from . import demo
+from .common import CATEGORY, FEATURES, MODEL, REWARD, TEXT_ENCODER, InputError, blame, guarded, tip
 
 DTYPES = ("auto", "bfloat16", "float16", "float32")
 
@@ -33,7 +36,7 @@ EXPECTED = {
 
 
 def _choices(key: str, *, files: bool = True, dirs: bool = True) -> list[str]:
-    return bridge.list_entries(key, files=files, dirs=dirs) + [TINY]
+    return bridge.list_entries(key, files=files, dirs=dirs) + list(demo.ENTRIES)
 
 
 def _resolve(key: str, input_name: str, name: str) -> str:
@@ -79,19 +82,19 @@ class TTSVAR_InfinityLoader:
 
     @guarded("TTS-VAR Load Infinity Model")
     def load(self, transformer, vae, dtype="auto"):
-        if (transformer == TINY) != (vae == TINY):
-            which = "vae" if transformer == TINY else "transformer"
-            raise InputError(which, f"choose '{TINY}' for both transformer and vae, or real files for both.")
-        if transformer == TINY:
-            from ttsvar.infinity.tiny import tiny_random_model
-
-            return (tiny_random_model(seed=0),)
+        if demo.is_demo(transformer) or demo.is_demo(vae):
+            if transformer != vae:
+                which, entry = ("vae", transformer) if demo.is_demo(transformer) else ("transformer", vae)
+                raise InputError(which, f"choose '{entry}' for both transformer and vae, or real files for both.")
+            return (demo.infinity_model(transformer),)
         from ttsvar.infinity.model import load_infinity
 
         t_path = _resolve("infinity", "transformer", transformer)
         v_path = _resolve("infinity", "vae", vae)
-        with blame("transformer"):
+        try:
             model = load_infinity(t_path, v_path, device=bridge.offload_device(), dtype=_dtype(dtype))
+        except TTSVarError as exc:  # the library says which of the two files it could not use
+            raise InputError(getattr(exc, "part", "transformer"), str(exc)) from None
         return (model,)
 
 
@@ -121,12 +124,10 @@ class TTSVAR_TextEncoderLoader:
 
     @guarded("TTS-VAR Load Text Encoder")
     def load(self, encoder, dtype="auto", model=None):
-        if encoder == TINY:
+        if demo.is_demo(encoder):
             if model is None:
-                raise InputError("model", f"'{TINY}' needs the model input connected (the tiny encoder is sized for it).")
-            from ttsvar.infinity.tiny import tiny_text_encoder
-
-            return (tiny_text_encoder(model, seed=0),)
+                raise InputError("model", f"'{encoder}' needs the model input connected (the demo encoder is sized for it).")
+            return (demo.text_encoder(encoder, model),)
         from ttsvar.infinity.text import load_text_encoder, t5_default_dtype
 
         path = _resolve("text_encoders", "encoder", encoder)
@@ -162,8 +163,8 @@ class TTSVAR_FeatureExtractorLoader:
     def load(self, family, weights):
         from . import scoring_adapter
 
-        if weights == TINY:
-            return (scoring_adapter.tiny_feature_extractor(family),)
+        if demo.is_demo(weights):
+            return (demo.feature_extractor(weights, family),)
         path = _resolve("ttsvar_features", "weights", weights)
         with blame("weights"):
             return (scoring_adapter.load_feature_extractor(family, path, device=bridge.offload_device()),)
@@ -193,8 +194,8 @@ class TTSVAR_RewardModelLoader:
     def load(self, family, weights):
         from . import scoring_adapter
 
-        if weights == TINY:
-            return (scoring_adapter.tiny_reward(family),)
+        if demo.is_demo(weights):
+            return (demo.reward_model(weights, family),)
         path = _resolve("ttsvar_rewards", "weights", weights)
         with blame("weights"):
             return (scoring_adapter.load_reward(family, path, device=bridge.offload_device()),)

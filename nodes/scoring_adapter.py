@@ -95,14 +95,6 @@ class TinyFeatures:
         return (x.flatten(1) @ self._w).to(torch.float32)
 
 
-def tiny_reward(family: str):
-    return TinyReward(family)
-
-
-def tiny_feature_extractor(family: str):
-    return TinyFeatures(family)
-
-
 def combine_rewards(rewards, weights, normalization: str = "softmax"):
     from ttsvar.scoring import combine_rewards as combine
 

@@ -48,6 +48,19 @@ def test_tiny_mixed_with_real_file(mappings):
     _raises(lambda: mappings["TTSVAR_InfinityLoader"]().load(TINY, "infinity_vae_d32reg.pth", "auto"), "input 'vae'")
 
 
+def test_transformer_file_in_the_vae_slot_blames_the_vae(mappings, reference_dir, tmp_path, monkeypatch):
+    from nodes_under_test import comfy_bridge
+
+    if comfy_bridge.comfy_available():
+        pytest.skip("ComfyUI's folder_paths is importable here")
+    (tmp_path / "infinity").mkdir()
+    (tmp_path / "infinity" / "transformer.pth").symlink_to(reference_dir / "transformer.pth")
+    monkeypatch.setenv("TTSVAR_MODELS_DIR", str(tmp_path))
+    msg = _raises(lambda: mappings["TTSVAR_InfinityLoader"]().load("transformer.pth", "transformer.pth", "auto"),
+                  "input 'vae'", "not an Infinity BSQ VAE")
+    assert "models/vae" not in msg  # ComfyUI's vae folder is not listed by this loader
+
+
 def test_missing_file(mappings):
     _raises(lambda: mappings["TTSVAR_InfinityLoader"]().load("nope.pth", "nope_vae.pth", "auto"), "input 'transformer'", "nope.pth")
 

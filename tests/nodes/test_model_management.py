@@ -101,6 +101,9 @@ def test_sampler_loads_model_and_verifiers(mappings, loaded, comfy):
     for m in (L["model"].transformer, L["model"].vae, L["reward"].model, L["feats"].vision):
         assert _has(mods, m)
     assert len(comfy.calls[0]) == 3  # one patcher per object
+    # ComfyUI logs "Requested to load <class name>": the name says which model, not "Module"
+    names = sorted(type(p.model).__name__ for p in comfy.calls[0])
+    assert names == sorted(f"TTS-VAR {o.name}" for o in (L["model"], L["reward"], L["feats"])), names
 
     # Select Best, Reward Resample and Cluster Filter load their verifier with the model
     comfy.calls.clear()

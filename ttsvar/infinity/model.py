@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import torch
@@ -73,7 +74,8 @@ def load_infinity(
     """Load an official transformer checkpoint and its VAE from local files (architecture detected).
 
     `dtype` is the transformer blocks' compute dtype (default: bf16 on CUDA, float32 on CPU); the
-    residual stream, text conditioning and head stay float32.
+    residual stream, text conditioning and head stay float32. A :class:`TTSVarError` about one of
+    the files carries ``part`` = ``"transformer"`` or ``"vae"``.
     """
     from ttsvar.infinity.vae import load_vae
     from ttsvar.infinity.weights import load_transformer
@@ -84,6 +86,19 @@ def load_infinity(
     dtype = dtype or default_block_dtype(device)
     if dtype not in (torch.float32, torch.bfloat16, torch.float16):
         raise TTSVarError(f"dtype must be float32, bfloat16 or float16, got {dtype}.")
-    transformer = load_transformer(transformer_path, device=device, block_dtype=dtype)
-    vae = load_vae(vae_path, device=device, dtype=torch.float32 if device.type == "cpu" else dtype)
-    return InfinityModel(transformer, vae)
+    with _file_part("transformer"):
+        transformer = load_transformer(transformer_path, device=device, block_dtype=dtype)
+    with _file_part("vae"):  # a VAE that does not fit the transformer is the VAE slot's mistake too
+        vae = load_vae(vae_path, device=device, dtype=torch.float32 if device.type == "cpu" else dtype)
+        return InfinityModel(transformer, vae)
+
+
+@contextlib.contextmanager
+def _file_part(part: str):
+    """Errors raised inside say which of the two files they are about (``exc.part``), so a caller
+    with one input per file (a ComfyUI loader) blames the right one."""
+    try:
+        yield
+    except TTSVarError as exc:
+        exc.part = part
+        raise

@@ -49,7 +49,7 @@ __all__ = [
 VAE_HINT = (
     "Download the VAE of your Infinity model from the Hugging Face repo FoundationVision/Infinity: "
     "'infinity_vae_d32reg.pth' for Infinity-2B, 'infinity_vae_d56_f8_14_patchify.pth' for Infinity-8B, "
-    "and put it in ComfyUI's models/infinity/ (or models/vae/) folder."
+    "and put it in ComfyUI's models/infinity/ folder (or pass its path)."
 )
 
 GN_EPS = 1e-6
