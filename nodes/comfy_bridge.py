@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import weakref
 from typing import Any, Callable, Iterable
 
@@ -102,6 +103,23 @@ def searched(key: str) -> str:
     if dirs:
         return ", ".join(dirs)
     return f"no folder (outside ComfyUI set TTSVAR_MODELS_DIR; files go in $TTSVAR_MODELS_DIR/{key})"
+
+
+# --------------------------------------------------------------------------- graph
+#: ComfyUI's built-in output nodes, for when its node registry is not importable (tests).
+BUILTIN_OUTPUT_NODES = frozenset({"PreviewImage", "SaveImage"})
+
+
+def is_output_node(class_type: str) -> bool:
+    """True when ComfyUI treats ``class_type`` as an output node (``OUTPUT_NODE``): what it runs
+    a submitted graph for. Outside ComfyUI: its built-in image outputs."""
+    # ComfyUI's nodes.py is loaded before any pack; looked up, never imported (a folder named
+    # "nodes" elsewhere on sys.path, such as this pack's own, must not be mistaken for it).
+    comfy_nodes = sys.modules.get("nodes")
+    mappings = getattr(comfy_nodes, "NODE_CLASS_MAPPINGS", None)
+    if not hasattr(comfy_nodes, "load_custom_node") or not isinstance(mappings, dict):
+        return class_type in BUILTIN_OUTPUT_NODES
+    return bool(getattr(mappings.get(class_type), "OUTPUT_NODE", False))
 
 
 # --------------------------------------------------------------------------- devices / memory

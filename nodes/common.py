@@ -50,15 +50,19 @@ def blame(input_name: str):
         raise InputError(input_name, str(exc)) from None
 
 
+#: What to do after running out of memory, in terms of the node-by-node graph's inputs (the
+#: all-in-one Sampler passes its own: it has no schedule).
 OOM_ADVICE = (
-    "ran out of memory. Lower N, use a smaller batch schedule (e.g. the tts-var preset instead of "
-    "best-of-n at the same N), a smaller resolution, or free other models (Unload models) and try again."
+    "ran out of memory. Lower N in TTS-VAR Batch Schedule or use its tts-var preset instead of best-of-n "
+    "at the same N (fewer candidates at the costly scales), a smaller width/height (with the schedule's pn "
+    "to match), or free other models (Unload models) and try again."
 )
 
 
-def guarded(title: str) -> Callable:
+def guarded(title: str, oom_advice: str = OOM_ADVICE) -> Callable:
     """Decorator for a node's FUNCTION: user-fixable errors become one clear message naming the
-    node and the input, OOM becomes advice, ComfyUI's interrupt passes through untouched."""
+    node and the input, OOM becomes advice that can be followed in this graph, ComfyUI's interrupt
+    passes through untouched."""
 
     def deco(method: Callable) -> Callable:
         @functools.wraps(method)
@@ -74,7 +78,7 @@ def guarded(title: str) -> Callable:
                     raise
                 if bridge.is_oom(exc):
                     bridge.free_after_oom()
-                    raise TTSVarError(f"[{title}] {OOM_ADVICE}") from None
+                    raise TTSVarError(f"[{title}] {oom_advice}") from None
                 raise
 
         return wrapper

@@ -24,6 +24,12 @@ NORMALIZATIONS = ("softmax", "zscore", "none")
 #: Feature-extractor families (cluster filter); ``pca`` / ``mean`` = how DINOv2 patch tokens are pooled.
 FEATURE_FAMILIES = ("dinov2 (pca)", "dinov2 (pool)", "clip-features")
 
+#: Loading runs out of memory before any candidate exists: only freeing memory or a smaller dtype helps.
+LOADER_OOM_ADVICE = (
+    "ran out of memory while loading. Free other models (Unload models), or choose a smaller dtype "
+    "(bfloat16 or float16) where the loader has one, and try again."
+)
+
 #: Default file names users download (documented in the README section).
 EXPECTED = {
     "infinity_transformer": ("infinity_2b_reg.pth", "infinity_8b_weights/"),
@@ -80,7 +86,7 @@ class TTSVAR_InfinityLoader:
             }
         }
 
-    @guarded("TTS-VAR Load Infinity Model")
+    @guarded("TTS-VAR Load Infinity Model", oom_advice=LOADER_OOM_ADVICE)
     def load(self, transformer, vae, dtype="auto"):
         if demo.is_demo(transformer) or demo.is_demo(vae):
             if transformer != vae:
@@ -122,7 +128,7 @@ class TTSVAR_TextEncoderLoader:
             },
         }
 
-    @guarded("TTS-VAR Load Text Encoder")
+    @guarded("TTS-VAR Load Text Encoder", oom_advice=LOADER_OOM_ADVICE)
     def load(self, encoder, dtype="auto", model=None):
         if demo.is_demo(encoder):
             if model is None:
@@ -159,7 +165,7 @@ class TTSVAR_FeatureExtractorLoader:
             }
         }
 
-    @guarded("TTS-VAR Load Feature Extractor")
+    @guarded("TTS-VAR Load Feature Extractor", oom_advice=LOADER_OOM_ADVICE)
     def load(self, family, weights):
         from . import scoring_adapter
 
@@ -190,7 +196,7 @@ class TTSVAR_RewardModelLoader:
             }
         }
 
-    @guarded("TTS-VAR Load Reward Model")
+    @guarded("TTS-VAR Load Reward Model", oom_advice=LOADER_OOM_ADVICE)
     def load(self, family, weights):
         from . import scoring_adapter
 
@@ -231,7 +237,7 @@ class TTSVAR_CombineRewards:
             },
         }
 
-    @guarded("TTS-VAR Combine Rewards")
+    @guarded("TTS-VAR Combine Rewards", oom_advice=LOADER_OOM_ADVICE)
     def combine(self, reward_a, weight_a, reward_b, weight_b, normalization="softmax", reward_c=None, weight_c=1.0, reward_d=None, weight_d=1.0):
         from . import scoring_adapter
 

@@ -12,10 +12,12 @@ from ttsvar.infinity.grids import ASPECT_TEMPLATES, PN_CHOICES, PN_SCALES
 from ttsvar.schedule import PRESETS
 
 from . import comfy_bridge as bridge
+from . import preflight
 from .common import (
     CATEGORY, CONDITION, FEATURES, MODEL, POTENTIALS, REWARD, SCHEDULE, STATE, STRATEGIES, TEXT_ENCODER,
     InputError, blame, guarded, thumbnails, tip, to_comfy_image,
 )
+from .preflight import Shape
 
 SAMPLING = f"{CATEGORY}/sampling"
 SEARCH = f"{CATEGORY}/search"
@@ -36,7 +38,7 @@ MAX_THUMBNAILS = 64
 
 
 def _check_state(state, input_name: str = "state"):
-    if state is None or not hasattr(state, "num_candidates") or not hasattr(state, "next_scale"):
+    if state is None or not all(hasattr(state, a) for a in ("num_candidates", "next_scale", "schedule")):
         raise InputError(input_name, f"expected a {STATE} (from TTS-VAR Start State or a later node), got {type(state).__name__}.")
     return state
 
@@ -121,10 +123,21 @@ class TTSVAR_BatchSchedule:
             return (BatchSchedule.preset(preset, int(n), PN_SCALES[pn], custom=custom),)
 
 
+SIZE_TIP = (
+    "Requested image {side} in pixels. Width × height pick the pixel budget (0.06M = 256², 0.25M = 512², "
+    "0.60M = 768², 1M = 1024²: the number of scales) and width:height the nearest Infinity aspect template; "
+    "the node shows the size produced and warns when it differs."
+)
+
+
 class TTSVAR_StartState:
     DESCRIPTION = (
-        "Creates the search state: the model, the prompt, the scale grid (from width/height or an aspect "
-        "template), the batch schedule and the sampling settings. Nothing is sampled yet."
+        "Creates the search state: the model, the prompt, the scale grid, the batch schedule and the sampling "
+        "settings. Nothing is sampled yet. The size follows one rule, the same as the all-in-one Sampler's: "
+        "width × height pick the pixel budget (the number of scales) and, unless an aspect template is chosen, "
+        "the aspect; the schedule must have that many scales, else an error names both (nothing is resized "
+        "silently). The node shows the size produced. Before anything is sampled it also checks the nodes "
+        "downstream (until_scale, keep, k) against the schedule."
     )
     CATEGORY = SAMPLING
     RETURN_TYPES = (STATE,)
@@ -138,11 +151,11 @@ class TTSVAR_StartState:
             "required": {
                 "model": (MODEL, tip("From TTS-VAR Load Infinity Model.")),
                 "condition": (CONDITION, tip("From TTS-VAR Encode Prompt (encoded by the text encoder matching this model).")),
-                "schedule": (SCHEDULE, tip("From TTS-VAR Batch Schedule; its length must equal the number of scales of the resolution.")),
-                "width": ("INT", tip("Image width in pixels; snapped to the nearest Infinity aspect template.", default=1024, min=64, max=4096, step=16)),
-                "height": ("INT", tip("Image height in pixels; snapped to the nearest Infinity aspect template.", default=1024, min=64, max=4096, step=16)),
-                "aspect": (ASPECT_CHOICES, tip("Aspect template h/w; 'from width/height' picks the nearest one.", default=FROM_SIZE)),
-                "pn": ([PN_AUTO] + list(PN_CHOICES), tip("Pixel budget (number of scales). auto = the one matching the schedule's length.", default=PN_AUTO)),
+                "schedule": (SCHEDULE, tip("From TTS-VAR Batch Schedule; its pn (number of scales) must be the pixel budget width × height ask for.")),
+                "width": ("INT", tip(SIZE_TIP.format(side="width"), default=1024, min=64, max=4096, step=16)),
+                "height": ("INT", tip(SIZE_TIP.format(side="height"), default=1024, min=64, max=4096, step=16)),
+                "aspect": (ASPECT_CHOICES, tip("Aspect template h/w; 'from width/height' picks the one nearest to height/width. A template sets only the shape: width × height still pick the pixel budget.", default=FROM_SIZE)),
+                "pn": ([PN_AUTO] + list(PN_CHOICES), tip("Pixel budget (number of scales): auto = the schedule's, which must be the one width × height ask for; a value here must agree with both (it is a check, it never changes the size).", default=PN_AUTO)),
                 "cfg": ("FLOAT", tip("Classifier-free guidance scale (paper: 3).", default=3.0, min=0.0, max=30.0, step=0.1)),
                 "tau": ("FLOAT", tip("Sampling temperature (paper: 0.5; lower = safer, less diverse).", default=0.5, min=0.01, max=5.0, step=0.01)),
                 "top_p": ("FLOAT", tip("Nucleus sampling threshold (paper: 0.97; 1 = off).", default=0.97, min=0.01, max=1.0, step=0.01)),
@@ -151,35 +164,28 @@ class TTSVAR_StartState:
             "optional": {
                 "cfg_insertion_layer": ("INT", tip("Official Infinity option: the layer where CFG is applied to logits (0 = at the output).", default=0, min=-64, max=64)),
             },
+            "hidden": {"prompt": "PROMPT", "unique_id": "UNIQUE_ID"},
         }
 
     @guarded("TTS-VAR Start State")
-    def start(self, model, condition, schedule, width, height, aspect, pn, cfg, tau, top_p, seed, cfg_insertion_layer=0):
-        from ttsvar.infinity.grids import resolve_grid
+    def start(self, model, condition, schedule, width, height, aspect, pn, cfg, tau, top_p, seed, cfg_insertion_layer=0,
+              prompt=None, unique_id=None):
         from ttsvar.sampler import start_state
 
         if not hasattr(schedule, "sizes"):
             raise InputError("schedule", f"expected a {SCHEDULE}, got {type(schedule).__name__}.")
-        if pn == PN_AUTO:
-            counts = {v: k for k, v in PN_SCALES.items()}
-            pn_value = counts.get(len(schedule.sizes))
-            if pn_value is None:
-                raise InputError(
-                    "schedule",
-                    f"has {len(schedule.sizes)} entries; Infinity resolutions have {', '.join(f'{v} ({k})' for k, v in PN_SCALES.items())} scales.",
-                )
-        else:
-            pn_value = pn
-        with blame("aspect" if aspect != FROM_SIZE else "width"):
-            if aspect == FROM_SIZE:
-                grid = resolve_grid(width=int(width), height=int(height), pn=pn_value)
-            else:
-                grid = resolve_grid(aspect=float(aspect.split()[0]), pn=pn_value)
-        with blame("schedule"):
-            try:
-                schedule.validate(grid.num_scales)
-            except TTSVarError as exc:
-                raise InputError("schedule", f"{exc} (pn here is {pn_value}; set the schedule's pn to the same value)") from None
+        template = None if aspect == FROM_SIZE else float(aspect.split()[0])
+        grid = requested_grid(int(width), int(height), template)
+        if pn != PN_AUTO and pn != grid.pn:
+            raise InputError(
+                "pn",
+                f"is {pn} ({_pixels(grid.template, pn)}), but width × height = {width}×{height} ask for "
+                f"pn {grid.pn} ({_pixels(grid.template, grid.pn)}). Set pn to '{PN_AUTO}', or width and height to "
+                f"{_pixels(grid.template, pn)}; the size is never changed silently.",
+            )
+        if len(schedule.sizes) != grid.num_scales:
+            raise InputError("schedule", _schedule_mismatch(schedule, width, height, grid))
+        preflight.check_downstream(prompt, unique_id, Shape(tuple(schedule.sizes), 0, schedule.sizes[0]), bridge.is_output_node)
         bridge.load_models([model])
         with blame("condition"):
             state = start_state(
@@ -187,7 +193,60 @@ class TTSVAR_StartState:
                 cfg=float(cfg), tau=float(tau), top_p=float(top_p), seed=int(seed),
                 cfg_insertion_layer=int(cfg_insertion_layer),
             )
-        return (state,)
+        return {"ui": {"ttsvar_size": [size_report(int(width), int(height), grid, template is not None)]}, "result": (state,)}
+
+
+def requested_grid(width: int, height: int, template: float | None = None):
+    """The scale grid for a requested size, by the one rule of Start State and the Sampler: the
+    nearest pixel budget to width × height, the aspect template nearest to height/width (or the
+    given one). The library's log warning about an untrained aspect is shown on the node instead."""
+    import warnings
+
+    from ttsvar.infinity.grids import resolve_grid
+
+    with warnings.catch_warnings(), blame("width"):
+        warnings.simplefilter("ignore")
+        return resolve_grid(width=width, height=height, aspect=template)
+
+
+def _pixels(template: float, pn: str) -> str:
+    from ttsvar.infinity.grids import resolve_grid
+
+    h, w = resolve_grid(aspect=template, pn=pn).pixel_size
+    return f"{w}×{h}"
+
+
+def _schedule_mismatch(schedule, width: int, height: int, grid) -> str:
+    scales = len(schedule.sizes)
+    by_count = {v: k for k, v in PN_SCALES.items()}
+    sched_pn = by_count.get(scales)
+    asked = f"width × height = {width}×{height} ask for pn {grid.pn} ({grid.num_scales} scales, {_pixels(grid.template, grid.pn)})"
+    if sched_pn is None:
+        return f"has {scales} scales, but {asked}; give it {grid.num_scales} counts (Batch Schedule pn {grid.pn})."
+    return (
+        f"has {scales} scales (Batch Schedule pn {sched_pn}), but {asked}. Set the Batch Schedule's pn to {grid.pn}, "
+        f"or width and height to {_pixels(grid.template, sched_pn)}; the size is never changed silently."
+    )
+
+
+def size_report(width: int, height: int, grid, template_chosen: bool = False) -> dict:
+    """What the node shows: the size produced and, when it differs from the request, a note; a
+    warning when the aspect had to move more than 5% (the library's threshold for its log warning)."""
+    out_h, out_w = grid.pixel_size
+    report = {
+        "requested": [width, height], "produced": [out_w, out_h], "pn": grid.pn, "scales": grid.num_scales,
+        "aspect": grid.template, "text": f"{out_w}×{out_h} px · {grid.num_scales} scales (pn {grid.pn}) · aspect {grid.template:.3f}",
+        "note": None, "warning": None,
+    }
+    if (out_w, out_h) != (width, height):
+        report["note"] = f"requested {width}×{height}, produced {out_w}×{out_h}" + (" (aspect template chosen)" if template_chosen else "")
+        wanted = height / width
+        if not template_chosen and abs(grid.template - wanted) > 0.05 * wanted:
+            report["warning"] = (
+                f"{width}×{height} (h/w {wanted:.3g}) is not a shape Infinity was trained on: snapped to the nearest "
+                f"template {grid.template:.3f}, {out_w}×{out_h}."
+            )
+    return report
 
 
 # ============================================================================ sampling and search
@@ -218,33 +277,11 @@ class TTSVAR_SampleScales:
     def sample(self, state, until_scale):
         from ttsvar.sampler import sample_scales
 
-        _check_state(state)
-        total = int(state.num_scales)
-        if state.finished:
-            raise InputError("state", f"all {total} scales are already sampled; connect this state to Select Best or Decode instead.")
-        until = next_stop(state, int(until_scale))
-        if not state.next_scale < until <= total:
-            raise InputError(
-                "until_scale",
-                f"is {until_scale}, but the state has sampled scales 0..{state.next_scale - 1} of {total} "
-                f"(next is {state.next_scale}); choose a value in {state.next_scale + 1}..{total}, 0 for the next "
-                "filter point, or -1 for all.",
-            )
+        until = preflight.sample_until(Shape.of(_check_state(state)), int(until_scale))
         bridge.load_models([getattr(state, "model", None)])
-        on_scale = bridge.scale_callback(total, int(state.next_scale), preview=_preview_pil)
+        on_scale = bridge.scale_callback(int(state.num_scales), int(state.next_scale), preview=_preview_pil)
         with blame("state"):
             return (sample_scales(state, until=until, on_scale=on_scale),)
-
-
-def next_stop(state, until_scale: int) -> int:
-    """Resolve the until_scale widget: -1 = all scales, 0 = after the next drop scale (or all)."""
-    total = int(state.num_scales)
-    if until_scale == -1:
-        return total
-    if until_scale == 0:
-        drops = [k for k in state.schedule.drop_scales() if k >= state.next_scale]
-        return drops[0] + 1 if drops else total
-    return until_scale
 
 
 def _preview_pil(state):
@@ -259,18 +296,6 @@ def _preview_pil(state):
     for i in range(b):
         canvas.paste(Image.fromarray(grid[i]), (i * w, 0))
     return canvas
-
-
-def _keep(keep: int):
-    return None if int(keep) == 0 else int(keep)
-
-
-def _check_filterable(state, keep):
-    _check_state(state)
-    if state.next_scale == 0:
-        raise InputError("state", "no scale has been sampled yet; put a TTS-VAR Sample Scales node before this filter.")
-    if keep and keep > state.num_candidates:
-        raise InputError("keep", f"is {keep} but the state has only {state.num_candidates} candidates.")
 
 
 class TTSVAR_ClusterFilter:
@@ -303,13 +328,13 @@ class TTSVAR_ClusterFilter:
     def filter(self, state, feature_extractor, keep, seed, decode_at_model_size=True):
         from ttsvar.search.filters import cluster_filter
 
-        _check_filterable(state, int(keep))
+        keep = preflight.filter_keep(Shape.of(_check_state(state)), int(keep))
         if not hasattr(feature_extractor, "features"):
             raise InputError("feature_extractor", f"expected a {FEATURES}, got {type(feature_extractor).__name__}.")
         bridge.load_models([getattr(state, "model", None), feature_extractor])
         bridge.check_interrupt()
         with blame("keep"):
-            return (cluster_filter(state, feature_extractor, keep=_keep(keep), seed=int(seed), preview_size=bool(decode_at_model_size)),)
+            return (cluster_filter(state, feature_extractor, keep=keep, seed=int(seed), preview_size=bool(decode_at_model_size)),)
 
 
 class TTSVAR_RewardResample:
@@ -343,13 +368,13 @@ class TTSVAR_RewardResample:
     def resample(self, state, reward_model, potential, lam, keep, decode_at_model_size=True):
         from ttsvar.search.filters import reward_resample
 
-        _check_filterable(state, 0)
+        keep = preflight.filter_keep(Shape.of(_check_state(state)), int(keep))
         if not hasattr(reward_model, "score"):
             raise InputError("reward_model", f"expected a {REWARD}, got {type(reward_model).__name__}.")
         bridge.load_models([getattr(state, "model", None), reward_model])
         bridge.check_interrupt()
         with blame("potential"):
-            return (reward_resample(state, reward_model, potential=potential, lam=float(lam), keep=_keep(keep), preview_size=bool(decode_at_model_size)),)
+            return (reward_resample(state, reward_model, potential=potential, lam=float(lam), keep=keep, preview_size=bool(decode_at_model_size)),)
 
 
 class TTSVAR_SelectBest:
@@ -377,11 +402,7 @@ class TTSVAR_SelectBest:
     def select(self, state, reward_model, k):
         from ttsvar.search.filters import select_best
 
-        _check_state(state)
-        if not state.finished:
-            raise InputError("state", f"only {state.next_scale} of {state.num_scales} scales are sampled; add TTS-VAR Sample Scales with until_scale = -1 first.")
-        if int(k) > state.num_candidates:
-            raise InputError("k", f"is {k} but the state has only {state.num_candidates} candidates.")
+        preflight.select_k(Shape.of(_check_state(state)), int(k))
         if not hasattr(reward_model, "score"):
             raise InputError("reward_model", f"expected a {REWARD}, got {type(reward_model).__name__}.")
         bridge.load_models([getattr(state, "model", None), reward_model])
@@ -406,13 +427,7 @@ class TTSVAR_Decode:
     def decode(self, state):
         from ttsvar.decode import decode_images
 
-        _check_state(state)
-        if not state.finished:
-            raise InputError(
-                "state",
-                f"only {state.next_scale} of {state.num_scales} scales are sampled; add TTS-VAR Sample Scales with "
-                "until_scale = -1, or use TTS-VAR Preview Candidates for intermediate images.",
-            )
+        preflight.decodable(Shape.of(_check_state(state)))
         bridge.load_models([getattr(state, "model", None)])
         images = decode_images(state)
         return {"ui": _lineage_ui(state, images, "Decode"), "result": (to_comfy_image(images),)}
@@ -439,9 +454,7 @@ class TTSVAR_PreviewCandidates:
     def preview(self, state, size):
         from ttsvar.decode import decode_images
 
-        _check_state(state)
-        if state.next_scale == 0:
-            raise InputError("state", "no scale has been sampled yet; put a TTS-VAR Sample Scales node before the preview.")
+        preflight.previewable(Shape.of(_check_state(state)))
         bridge.load_models([getattr(state, "model", None)])
         with blame("size"):
             images = decode_images(state, size=int(size) or None)
@@ -449,6 +462,11 @@ class TTSVAR_PreviewCandidates:
 
 
 # ============================================================================ all in one
+SAMPLER_OOM_ADVICE = (
+    "ran out of memory. Lower n, use strategy tts-var instead of best-of-n at the same n (fewer candidates "
+    "at the costly scales), a smaller width/height, or free other models (Unload models) and try again."
+)
+
 class TTSVAR_Sampler:
     DESCRIPTION = (
         "All-in-one TTS-VAR sampler: runs a whole strategy (tts-var: clustering + reward resampling with the "
@@ -468,8 +486,8 @@ class TTSVAR_Sampler:
                 "condition": (CONDITION, tip("From TTS-VAR Encode Prompt.")),
                 "strategy": (list(STRATEGIES), tip("tts-var (paper), best-of-n, importance-sampling (resample at every scale) or raw (one image).", default="tts-var")),
                 "n": ("INT", tip("N: tts-var starts with 8·N candidates and ends with N; best-of-n keeps N throughout.", default=1, min=1, max=64)),
-                "width": ("INT", tip("Image width; snapped to the nearest Infinity template.", default=1024, min=64, max=4096, step=16)),
-                "height": ("INT", tip("Image height; snapped to the nearest Infinity template.", default=1024, min=64, max=4096, step=16)),
+                "width": ("INT", tip(SIZE_TIP.format(side="width"), default=1024, min=64, max=4096, step=16)),
+                "height": ("INT", tip(SIZE_TIP.format(side="height"), default=1024, min=64, max=4096, step=16)),
                 "cfg": ("FLOAT", tip("Classifier-free guidance scale (paper: 3).", default=3.0, min=0.0, max=30.0, step=0.1)),
                 "tau": ("FLOAT", tip("Sampling temperature (paper: 0.5).", default=0.5, min=0.01, max=5.0, step=0.01)),
                 "top_p": ("FLOAT", tip("Nucleus sampling threshold (paper: 0.97).", default=0.97, min=0.01, max=1.0, step=0.01)),
@@ -482,20 +500,23 @@ class TTSVAR_Sampler:
                 "feature_extractor": (FEATURES, tip("Needed by tts-var (cluster filter).")),
                 "decode_at_model_size": ("BOOLEAN", tip("Filters look at intermediate images decoded at the size their model reads (about 20x less VAE work at 1024², slightly different images) instead of at full resolution.", default=True)),
             },
+            "hidden": {"prompt": "PROMPT", "unique_id": "UNIQUE_ID"},
         }
 
-    @guarded("TTS-VAR Sampler")
+    @guarded("TTS-VAR Sampler", oom_advice=SAMPLER_OOM_ADVICE)
     def run(self, model, condition, strategy, n, width, height, cfg, tau, top_p, seed, potential, lam, reward_model=None,
-            feature_extractor=None, decode_at_model_size=True):
-        from ttsvar.infinity.grids import resolve_grid
-        from ttsvar.pipelines import run_strategy
+            feature_extractor=None, decode_at_model_size=True, prompt=None, unique_id=None):
+        from ttsvar.pipelines import plan, run_strategy
 
         if strategy != "raw" and reward_model is None:
             raise InputError("reward_model", f"strategy '{strategy}' needs a reward model; connect TTS-VAR Load Reward Model.")
         if strategy == "tts-var" and feature_extractor is None:
             raise InputError("feature_extractor", "strategy 'tts-var' needs a feature extractor for its cluster filter; connect TTS-VAR Load Feature Extractor.")
-        with blame("width"):
-            grid = resolve_grid(width=int(width), height=int(height))
+        grid = requested_grid(int(width), int(height))
+        with blame("strategy"):
+            schedule, _ = plan(strategy, int(n), grid.num_scales)
+        # the state output holds the one selected candidate, every scale sampled
+        preflight.check_downstream(prompt, unique_id, Shape(schedule.sizes, grid.num_scales, 1), bridge.is_output_node)
         bridge.load_models([model, reward_model, feature_extractor])
         on_scale = bridge.scale_callback(grid.num_scales, 0, preview=_preview_pil)
         with blame("strategy"):
@@ -504,7 +525,8 @@ class TTSVAR_Sampler:
                 extractor=feature_extractor, cfg=float(cfg), tau=float(tau), top_p=float(top_p), seed=int(seed),
                 potential=potential, lam=float(lam), on_scale=on_scale, fast_filters=bool(decode_at_model_size),
             )
-        return {"ui": _lineage_ui(result.state, result.images, "Sampler"), "result": (to_comfy_image(result.images), result.state)}
+        ui = {**_lineage_ui(result.state, result.images, "Sampler"), "ttsvar_size": [size_report(int(width), int(height), grid)]}
+        return {"ui": ui, "result": (to_comfy_image(result.images), result.state)}
 
 
 NODES = {

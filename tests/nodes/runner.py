@@ -4,6 +4,8 @@ Like ComfyUI's classic cache, a node's output is reused when its class, its widg
 signatures of all its ancestors are unchanged; the *same* Python objects are then handed to every
 consumer and to later runs (so a node that mutated its inputs would be caught by the re-execution
 tests). Built-in output nodes (PreviewImage, SaveImage) are stubbed: they record their images.
+Hidden inputs are filled as ComfyUI does: PROMPT = the submitted graph, UNIQUE_ID = the node's id
+(which, as in ComfyUI, then becomes part of the node's cache signature).
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ class Runner:
             return memo[nid]
         node = prompt[nid]
         parts = [node["class_type"]]
+        if "UNIQUE_ID" in self._hidden(node["class_type"]).values():
+            parts.append(nid)
         for name in sorted(node["inputs"]):
             v = node["inputs"][name]
             if isinstance(v, list):
@@ -33,6 +37,10 @@ class Runner:
                 parts.append((name, json.dumps(v)))
         memo[nid] = json.dumps(parts)
         return memo[nid]
+
+    def _hidden(self, class_type: str) -> dict:
+        cls = self.mappings.get(class_type)
+        return cls.INPUT_TYPES().get("hidden", {}) if cls is not None else {}
 
     def _order(self, prompt):
         done, order = set(), []
@@ -68,6 +76,8 @@ class Runner:
             kwargs = {}
             for name, v in node["inputs"].items():
                 kwargs[name] = results[str(v[0])][v[1]] if isinstance(v, list) else v
+            for name, kind in self._hidden(ct).items():
+                kwargs[name] = {"PROMPT": prompt, "UNIQUE_ID": nid}[kind]
             self.executed.append(nid)
             if ct in ("PreviewImage", "SaveImage"):
                 self.images[nid] = kwargs["images"]

@@ -2,13 +2,14 @@
 on the tiny random model (see workflow_defs.ci_variant)."""
 
 import json
+import os
 
 import pytest
 import torch
 
 from runner import Runner
 from ui_convert import ui_to_api
-from workflow_defs import BUILTIN, OUT, WORKFLOWS, ci_variant
+from workflow_defs import BUILTIN, OUT, PN_FOR_SIDE, WORKFLOWS, ci_variant
 
 NAMES = sorted(WORKFLOWS)
 
@@ -51,15 +52,57 @@ def test_workflow_uses_only_known_nodes_and_valid_values(name, mappings):
                 assert opts.get("min", value) <= value <= opts.get("max", value), (nid, key)
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_workflow_runs_on_tiny_model(name, mappings):
+def _resolutions(name):
+    """Every workflow runs at 256² (7 scales); the paper's node-by-node graph also at 512² (10 scales).
+    The other sizes are checked before sampling at every resolution below; TTSVAR_ALL_RESOLUTIONS=1
+    runs every workflow at 256², 512² and 1024² (minutes on a CPU: the 1024² VAE decodes dominate)."""
+    if os.environ.get("TTSVAR_ALL_RESOLUTIONS"):
+        return [256, 512, 1024]
+    return [256, 512] if name == "ttsvar_tts_var" else [256]
+
+
+@pytest.mark.parametrize("name,side", [(n, s) for n in NAMES for s in _resolutions(n)])
+def test_workflow_runs_on_tiny_model(name, side, mappings):
     _, api = _load(name)
     runner = Runner(mappings)
-    runner.run(ci_variant(api))
+    runner.run(ci_variant(api, side))
     assert runner.images, "the workflow has an image output"
     for images in runner.images.values():
         assert images.dtype == torch.float32 and images.ndim == 4 and images.shape[-1] == 3
-        assert images.shape[1:3] == (512, 512), images.shape
+        assert images.shape[1:3] == (side, side), images.shape
         assert 0.0 <= float(images.min()) and float(images.max()) <= 1.0
-        expected = 1
-        assert images.shape[0] == expected
+        assert images.shape[0] == 1
+    # the size actually produced is shown on the nodes that choose it, without a warning
+    for report in (r for ui in runner.ui.values() for r in ui.get("ttsvar_size", [])):
+        assert report["produced"] == [side, side] and report["warning"] is None and report["note"] is None
+
+
+@pytest.fixture(scope="module")
+def checking_runner(mappings):
+    """One runner for every graph below, so the loaders run once (ComfyUI-style caching)."""
+    return Runner(mappings)
+
+
+@pytest.mark.parametrize("side", sorted(PN_FOR_SIDE))
+@pytest.mark.parametrize("name", NAMES)
+def test_workflow_passes_the_start_checks_at_every_resolution(name, side, checking_runner, monkeypatch):
+    """What Start State / the Sampler check when the graph starts (the size rule, and every node
+    downstream against the schedule), at every pixel budget, stopping before the first state is
+    made: the graph is unchanged but for the size, so e.g. a schedule with fewer filter points than
+    the graph has filters fails here."""
+    _, api = _load(name)
+    started = []
+
+    def stop(*args, **kwargs):
+        started.append(kwargs.get("grid") or args[3])
+        raise _Stop()
+
+    monkeypatch.setattr("ttsvar.sampler.start_state", stop)
+    monkeypatch.setattr("ttsvar.pipelines.run_strategy", stop)
+    with pytest.raises(_Stop):
+        checking_runner.run(ci_variant(api, side))
+    assert [g.pixel_size for g in started] == [(side, side)]
+
+
+class _Stop(Exception):
+    """Raised where the first state would be created: every check before it passed."""

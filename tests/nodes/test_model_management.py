@@ -116,7 +116,7 @@ def test_sampler_loads_model_and_verifiers(mappings, loaded, comfy):
 def test_filters_load_their_verifier(mappings, loaded, comfy):
     L, M = loaded, mappings
     sched, = M["TTSVAR_BatchSchedule"]().build("tts-var", 1, "0.25M", "")
-    state, = M["TTSVAR_StartState"]().start(L["model"], L["cond"], sched, 512, 512, "from width/height", "auto (from schedule)", 3.0, 0.5, 0.97, 0)
+    state, = M["TTSVAR_StartState"]().start(L["model"], L["cond"], sched, 512, 512, "from width/height", "auto (from schedule)", 3.0, 0.5, 0.97, 0)["result"]
     state, = M["TTSVAR_SampleScales"]().sample(state, 0)
     comfy.calls.clear()
     state, = M["TTSVAR_ClusterFilter"]().filter(state, L["feats"], 0, 0)

@@ -132,20 +132,27 @@ WORKFLOWS = {
 }
 
 
-def ci_variant(api: dict) -> dict:
-    """The same workflow on the tiny random model at 512² (0.25M, 10 scales): every loader combo
-    becomes the demo entry, 1M budgets become 0.25M and 1024 sizes 512. The graph is unchanged."""
+#: Side (px) of the square test sizes -> the pixel budget whose scale grid produces it.
+PN_FOR_SIDE = {256: "0.06M", 512: "0.25M", 768: "0.60M", 1024: "1M"}
+#: The loader inputs that name model files: the demo variant replaces them with a demo entry.
+MODEL_FILE_INPUTS = ("transformer", "vae", "encoder", "weights")
+
+
+def ci_variant(api: dict, side: int = 512, demo: str = TINY) -> dict:
+    """The same workflow on a demo model at side×side: every loader combo becomes the demo entry,
+    1M budgets become the budget of that side and 1024 sizes become it. The graph is unchanged.
+    (The one place tests switch workflows to demo models: the browser test mirrors it in JS.)"""
     out = json.loads(json.dumps(api))
     for node in out.values():
         ins = node["inputs"]
-        for key in ("transformer", "vae", "encoder", "weights"):
+        for key in MODEL_FILE_INPUTS:
             if key in ins and isinstance(ins[key], str):
-                ins[key] = TINY
+                ins[key] = demo
         if ins.get("pn") == "1M":
-            ins["pn"] = "0.25M"
+            ins["pn"] = PN_FOR_SIDE[side]
         for key in ("width", "height"):
             if ins.get(key) == 1024:
-                ins[key] = 512
+                ins[key] = side
     return out
 
 
