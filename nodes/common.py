@@ -98,25 +98,3 @@ def to_comfy_image(images) -> Any:
     out = images.detach().to(torch.float32).clamp(0, 1).permute(0, 2, 3, 1).contiguous().cpu()
     dev = bridge.intermediate_device()
     return out if dev is None else out.to(dev)
-
-
-def thumbnails(images, size: int = 96) -> list[str]:
-    """Small JPEG data URIs of library images [B,3,H,W] (for the lineage view in the browser)."""
-    import base64
-    import io
-
-    import torch
-    import torch.nn.functional as F
-    from PIL import Image
-
-    x = images.detach().to(torch.float32).cpu()
-    h, w = x.shape[-2:]
-    s = size / max(h, w)
-    x = F.interpolate(x, size=(max(1, round(h * s)), max(1, round(w * s))), mode="bilinear", antialias=True, align_corners=False)
-    x = (x.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
-    uris = []
-    for arr in x:
-        buf = io.BytesIO()
-        Image.fromarray(arr).save(buf, format="JPEG", quality=80)
-        uris.append("data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii"))
-    return uris

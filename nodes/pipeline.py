@@ -15,7 +15,7 @@ from . import comfy_bridge as bridge
 from . import preflight
 from .common import (
     CATEGORY, CONDITION, FEATURES, MODEL, POTENTIALS, REWARD, SCHEDULE, STATE, STRATEGIES, TEXT_ENCODER,
-    InputError, blame, guarded, thumbnails, tip, to_comfy_image,
+    InputError, blame, guarded, tip, to_comfy_image,
 )
 from .preflight import Shape
 
@@ -33,8 +33,11 @@ def _aspect_label(t: float) -> str:
 
 
 ASPECT_CHOICES = [FROM_SIZE] + [_aspect_label(t) for t in sorted(ASPECT_TEMPLATES)]
-#: Thumbnails are sent to the browser only up to this many candidates (one small JPEG each).
-MAX_THUMBNAILS = 64
+#: Final images get thumbnails of this size for the lineage view, up to this many candidates.
+FINAL_THUMBNAIL, MAX_THUMBNAILS = 96, 64
+#: Every filter step keeps thumbnails of this size of the candidates it looked at (the lineage tree);
+#: about 1–3 kB each, so N=8 (64 + 48 + 32 + 16 + 8 candidates) sends a few hundred kB per run.
+STEP_THUMBNAIL = 64
 
 
 def _check_state(state, input_name: str = "state"):
@@ -51,7 +54,9 @@ def _lineage_ui(state, images=None, title: str = ""):
         record = {"error": f"record unavailable: {exc}"}
     entry = {"title": title, "record": record, "thumbnails": []}
     if images is not None and images.shape[0] <= MAX_THUMBNAILS:
-        entry["thumbnails"] = thumbnails(images)
+        from ttsvar.thumbnails import jpeg_thumbnails
+
+        entry["thumbnails"] = jpeg_thumbnails(images, FINAL_THUMBNAIL)
     return {"ttsvar_lineage": [entry]}
 
 
@@ -334,7 +339,8 @@ class TTSVAR_ClusterFilter:
         bridge.load_models([getattr(state, "model", None), feature_extractor])
         bridge.check_interrupt()
         with blame("keep"):
-            return (cluster_filter(state, feature_extractor, keep=keep, seed=int(seed), preview_size=bool(decode_at_model_size)),)
+            return (cluster_filter(state, feature_extractor, keep=keep, seed=int(seed), preview_size=bool(decode_at_model_size),
+                                   thumbnails=STEP_THUMBNAIL),)
 
 
 class TTSVAR_RewardResample:
@@ -374,7 +380,8 @@ class TTSVAR_RewardResample:
         bridge.load_models([getattr(state, "model", None), reward_model])
         bridge.check_interrupt()
         with blame("potential"):
-            return (reward_resample(state, reward_model, potential=potential, lam=float(lam), keep=keep, preview_size=bool(decode_at_model_size)),)
+            return (reward_resample(state, reward_model, potential=potential, lam=float(lam), keep=keep,
+                                    preview_size=bool(decode_at_model_size), thumbnails=STEP_THUMBNAIL),)
 
 
 class TTSVAR_SelectBest:
@@ -407,7 +414,7 @@ class TTSVAR_SelectBest:
             raise InputError("reward_model", f"expected a {REWARD}, got {type(reward_model).__name__}.")
         bridge.load_models([getattr(state, "model", None), reward_model])
         with blame("k"):
-            out = select_best(state, reward_model, k=int(k))
+            out = select_best(state, reward_model, k=int(k), thumbnails=STEP_THUMBNAIL)
         return {"ui": _lineage_ui(out, None, "Select Best"), "result": (out,)}
 
 
@@ -524,6 +531,7 @@ class TTSVAR_Sampler:
                 model, condition, strategy=strategy, n=int(n), grid=grid, reward=reward_model,
                 extractor=feature_extractor, cfg=float(cfg), tau=float(tau), top_p=float(top_p), seed=int(seed),
                 potential=potential, lam=float(lam), on_scale=on_scale, fast_filters=bool(decode_at_model_size),
+                thumbnails=STEP_THUMBNAIL,
             )
         ui = {**_lineage_ui(result.state, result.images, "Sampler"), "ttsvar_size": [size_report(int(width), int(height), grid)]}
         return {"ui": ui, "result": (to_comfy_image(result.images), result.state)}

@@ -102,6 +102,31 @@ def test_resampling_follows_the_reward(tiny_model, tiny_condition, grid):
     assert again.events[-1]["kept"] == uniform.events[-1]["kept"]  # reproducible for a seed
     copies = sample_scales(greedy, until=7)
     assert len({tuple(b.flatten().tolist()) for b in copies.bits[-1]}) == 4
+    # one numbering everywhere: copies are named after their parent's lineage id
+    record = greedy.record()
+    assert record["labels"] == ["2", "2a", "2b", "2c"] == record["events"][-1]["labels_after"]
+    assert record["events"][-1]["labels_before"] == ["0", "1", "2", "3"]
+
+
+def test_record_keeps_thumbnails_of_what_each_step_looked_at(tiny_model, tiny_condition, grid, reward, extractor):
+    from ttsvar.state import lineage_labels
+
+    state = sample_scales(_start(tiny_model, tiny_condition, grid, [6, 6, 3, 3, 2, 2, 2]), until=3)
+    state = cluster_filter(state, extractor, preview_size=True, thumbnails=24)
+    cluster = state.events[-1]
+    assert len(cluster["thumbnails"]) == 6 and all(t.startswith("data:image/jpeg;base64,") for t in cluster["thumbnails"])
+    # every candidate points at the survivor nearest to it; a survivor at itself
+    assert [cluster["nearest_kept"][i] for i in cluster["kept"]] == [0, 1, 2]
+    state = reward_resample(sample_scales(state, until=5), reward, lam=0.0, preview_size=True)
+    assert "thumbnails" not in state.events[-1]  # only when asked: a record stays small by default
+    best = select_best(sample_scales(state), reward, k=1, thumbnails=24)
+    assert len(best.events[-1]["thumbnails"]) == 2
+    # labels follow the lineage ids through every event; a copy gets its parent's name and a letter
+    labels, events = lineage_labels(best.events, best.lineage)
+    assert events[0]["labels_before"] == ["0", "1", "2", "3", "4", "5"]
+    for earlier, later in zip(events, events[1:]):
+        assert later["labels_before"] == earlier["labels_after"]
+    assert labels == events[-1]["labels_after"] and "labels_before" not in best.events[0]  # events untouched
 
 
 @pytest.mark.parametrize("kind", ["value", "diff", "max", "sum"])

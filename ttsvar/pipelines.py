@@ -56,12 +56,14 @@ def run_strategy(
     cfg: float = 3.0, tau: float = 0.5, top_p: float = 0.97, seed: int = 0, potential: str = "value",
     lam: float = 10.0, schedule: BatchSchedule | None = None, filters: dict[int, str] | None = None,
     keep: int = 1, on_scale: Callable[[int, VarState], None] | None = None, fast_filters: bool = False,
+    thumbnails: int = 0,
 ) -> SearchResult:
     """Run a whole search and return the finished images (the `keep` best when a reward is given).
 
     Filters look at fully decoded intermediate images, as the official code does; with
     `fast_filters` the code map is decoded at about the size the filter's model reads
     (`input_size`), a fraction of the decoding work for a slightly different preview.
+    `thumbnails` > 0 keeps JPEG thumbnails of that size of what each step looked at in the record.
     """
     sched, default_plan = plan(strategy, n, grid.num_scales, schedule)
     filters = default_plan if filters is None else filters
@@ -74,13 +76,14 @@ def run_strategy(
     for scale in sorted(filters):
         state = sample_scales(state, until=scale + 1, on_scale=on_scale)
         if filters[scale] == FILTER_CLUSTER:
-            state = cluster_filter(state, extractor, seed=seed, preview_size=fast_filters)
+            state = cluster_filter(state, extractor, seed=seed, preview_size=fast_filters, thumbnails=thumbnails)
         else:
-            state = reward_resample(state, reward, potential=potential, lam=lam, preview_size=fast_filters)
+            state = reward_resample(state, reward, potential=potential, lam=lam, preview_size=fast_filters,
+                                    thumbnails=thumbnails)
     if not state.finished:
         state = sample_scales(state, on_scale=on_scale)
     images = decode_images(state)
     if reward is not None:
-        state = select_best(state, reward, k=min(keep, state.num_candidates), images=images)
+        state = select_best(state, reward, k=min(keep, state.num_candidates), images=images, thumbnails=thumbnails)
         images = images[torch.tensor(state.events[-1]["kept"])]
     return SearchResult(images=images, state=state, record=state.record())

@@ -141,7 +141,13 @@ class VarState:
         return replace(self, rewards=history, reward_scales=scales + (scale,), cache_slot=CacheSlot(self.cache_slot.take()))
 
     def record(self) -> dict:
-        """The search so far as JSON-ready data: settings, and per filter what was kept and why."""
+        """The search so far as JSON-ready data: settings, and per filter what was kept and why.
+
+        Every candidate is named by its lineage id: ``labels`` (the current candidates) and each
+        event's ``labels_before`` / ``labels_after`` give those names in display form (see
+        :func:`lineage_labels`), so a text view, thumbnails and a tree all use one numbering.
+        """
+        labels, events = lineage_labels(self.events, self.lineage)
         return {
             "prompt": self.condition.prompt,
             "negative_prompt": self.condition.negative,
@@ -152,7 +158,34 @@ class VarState:
             "sampling": self.settings.to_dict(),
             "next_scale": self.next_scale,
             "candidates": [str(x) for x in self.lineage],
+            "labels": labels,
             "reward_scales": list(self.reward_scales),
             "rewards": [] if self.rewards is None else self.rewards.tolist(),
-            "events": list(self.events),
+            "events": events,
         }
+
+
+def _copy_suffix(n: int) -> str:
+    return chr(ord("a") + n - 1) if n <= 26 else f"~{n}"
+
+
+def lineage_labels(events: Sequence[dict], lineage: Sequence[int]) -> tuple[list[str], list[dict]]:
+    """Display names of lineage ids: a candidate of the first batch is its id ("3"); the n-th extra
+    copy made by resampling is its parent's name plus a letter ("3a", "3b"; a copy of "3a" is "3aa"),
+    standing for the copy's hashed id. Returns the names of ``lineage`` and the events with
+    ``labels_before`` / ``labels_after`` added (new dicts; the events are not changed)."""
+    names: dict[str, str] = {}
+
+    def name(lineage_id: str) -> str:
+        return names.get(lineage_id, lineage_id)
+
+    out = []
+    for event in events:
+        before, after = event["lineage_before"], event["lineage_after"]
+        copies: dict[int, int] = {}
+        for i, new_id in zip(event["kept"], after):
+            if new_id != before[i]:
+                copies[i] = copies.get(i, 0) + 1
+                names[new_id] = name(before[i]) + _copy_suffix(copies[i])
+        out.append({**event, "labels_before": [name(x) for x in before], "labels_after": [name(x) for x in after]})
+    return [name(str(x)) for x in lineage], out
