@@ -1,16 +1,46 @@
-// TTS-VAR frontend: a schedule chart on TTS-VAR Batch Schedule, and the candidate lineage on
-// Select Best / Decode / Sampler after a run. Scoped to our own node classes; no global hooks.
+// TTS-VAR frontend: a schedule chart on TTS-VAR Batch Schedule; the size produced on Start State and
+// the Sampler; after a run, the lineage of the search on Select Best / Decode / Sampler, drawn as a
+// tree of thumbnails (text when the run kept none). Scoped to our own node classes; no global hooks.
 import { app } from "../../scripts/app.js";
 import { scheduleSizes, scheduleCost } from "./ttsvar_cost.js";
+import { lineageModel, lineageText, name } from "./ttsvar_lineage.js";
 
 const CHART_H = 150;
 const LINEAGE_NODES = new Set(["TTSVAR_SelectBest", "TTSVAR_Decode", "TTSVAR_Sampler"]);
+const SIZE_NODES = new Set(["TTSVAR_StartState", "TTSVAR_Sampler"]);
+const LINE_H = 14, MIN_W = 360, MAX_AUTO_W = 1000, PAD = 6;
+const fmt = (x) => (typeof x === "number" ? x.toFixed(2) : "?");
 
-function widgetValue(node, name) {
-  const w = (node.widgets || []).find((w) => w.name === name);
+function widgetValue(node, key) {
+  const w = (node.widgets || []).find((w) => w.name === key);
   return w ? w.value : undefined;
 }
 
+// Greedy word wrap to maxW pixels (continuation lines indented).
+function wrap(ctx, lines, maxW) {
+  const out = [];
+  for (const line of lines) {
+    const indent = line.match(/^ */)[0];
+    let cur = "";
+    for (const word of line.trimStart().split(" ")) {
+      const next = cur ? cur + " " + word : indent + word;
+      if (cur && ctx.measureText(next).width > maxW) { out.push(cur); cur = indent + "    " + word; } else cur = next;
+    }
+    out.push(cur);
+  }
+  return out;
+}
+
+// The node's own height (title excluded) without what we draw below it: inputs and widgets.
+function baseHeight(node) {
+  try { return node.computeSize()[1]; } catch (e) { return 60; }
+}
+
+function growTo(node, height) {
+  if (node.size[1] < height) { node.size[1] = height; node.setDirtyCanvas(true, true); }
+}
+
+// ------------------------------------------------------------------------------ schedule chart
 function drawChart(node, ctx) {
   const top = node.size[1] - CHART_H - 6, left = 10, w = node.size[0] - 20, h = CHART_H;
   ctx.save();
@@ -20,8 +50,9 @@ function drawChart(node, ctx) {
     sizes = scheduleSizes(widgetValue(node, "preset"), widgetValue(node, "n"), widgetValue(node, "pn"), widgetValue(node, "custom"));
     cost = scheduleCost(sizes);
   } catch (e) {
-    ctx.fillStyle = "#f66"; ctx.font = "12px sans-serif";
-    ctx.fillText("schedule: " + e.message, left + 6, top + 20);
+    ctx.beginPath(); ctx.rect(left, top, w, h); ctx.clip();
+    ctx.fillStyle = "#f66"; ctx.font = "12px sans-serif"; ctx.textAlign = "left";
+    wrap(ctx, ["schedule: " + e.message], w - 12).forEach((l, i) => ctx.fillText(l, left + 6, top + 20 + i * LINE_H));
     ctx.restore(); return;
   }
   const k = sizes.length, pad = 22, bw = (w - 2 * pad) / k;
@@ -48,84 +79,201 @@ function drawChart(node, ctx) {
   ctx.restore();
 }
 
-const LINE_H = 14, THUMB = 64, THUMB_GAP = 6, MIN_W = 300;
-const fmt = (x) => (typeof x === "number" ? x.toFixed(2) : "?");
-
-// One text line per filter event: what it kept of how many, then its rewards with the kept ones
-// marked "*" (resampling draws with replacement, so an index can be kept twice: "×2").
-function lineageLines(rec) {
-  if (rec.error) return [String(rec.error)];
-  const lines = [`${rec.model || "?"}, seed ${rec.seed}, schedule ${(rec.schedule || []).join(",")}`];
-  for (const e of rec.events || []) {
-    const kept = e.kept || [];
-    lines.push(`after scale ${e.after_scale}: ${e.kind} kept ${kept.length} of ${e.batch_before}: [${kept.join(", ")}]`);
-    if (Array.isArray(e.rewards)) {
-      const times = (i) => kept.filter((k) => k === i).length;
-      lines.push("  rewards " + e.rewards.map((x, i) => fmt(x) + (times(i) ? "*" + (times(i) > 1 ? "×" + times(i) : "") : "")).join(" "));
-    }
-  }
-  return lines;
-}
-
-// Greedy word wrap to maxW pixels (continuation lines indented).
-function wrap(ctx, lines, maxW) {
-  const out = [];
-  for (const line of lines) {
-    const indent = line.match(/^ */)[0];
-    let cur = "";
-    for (const word of line.trimStart().split(" ")) {
-      const next = cur ? cur + " " + word : indent + word;
-      if (cur && ctx.measureText(next).width > maxW) { out.push(cur); cur = indent + "    " + word; } else cur = next;
-    }
-    out.push(cur);
-  }
-  return out;
-}
-
-// The final reward of each candidate, when the state's last scale was scored (captions the thumbnails).
-function finalRewards(rec) {
-  const rs = rec.reward_scales || [];
-  if (!rs.length || rs[rs.length - 1] !== rec.next_scale - 1) return [];
-  return (rec.rewards || []).map((row) => row[row.length - 1]);
-}
-
-function drawLineage(node, ctx) {
-  const data = node.ttsvarLineage;
-  if (!data) return;
-  const rec = data.record || {};
-  const left = 6, w = node.size[0] - 12;
+// ------------------------------------------------------------------------------ size produced
+// Below the widgets of Start State / the Sampler: the size produced, a note when it differs from the
+// request, a warning (orange) when the shape had to snap to another aspect. Returns its height.
+function drawSize(node, ctx, top) {
+  const rep = node.ttsvarSize;
+  if (!rep) return 0;
+  const left = PAD, w = node.size[0] - 2 * PAD;
   ctx.save();
   ctx.font = "11px sans-serif"; ctx.textAlign = "left";
-  const lines = wrap(ctx, lineageLines(rec), w - 12);
-  const thumbs = node.ttsvarThumbs || [];
-  const perRow = Math.max(1, Math.floor((w - 12 + THUMB_GAP) / (THUMB + THUMB_GAP)));
-  const rows = Math.ceil(thumbs.length / perRow);
-  const h = 22 + lines.length * LINE_H + rows * (THUMB + 18);
-  node.ttsvarLineageH = h;
-  const need = baseHeight(node) + h;  // the box sits below the inputs and widgets; grow the node to fit
-  if (node.size[1] < need) { node.size[1] = need; node.setDirtyCanvas(true, true); }
-  const top = node.size[1] - h;
-  ctx.beginPath(); ctx.rect(left, top, w, h - 4); ctx.clip();
-  ctx.fillStyle = "#1b1b1b"; ctx.fillRect(left, top, w, h - 4);
-  ctx.fillStyle = "#8ab4f8"; ctx.fillText(`lineage: ${data.title || node.type} (* = kept)`, left + 6, top + 14);
-  ctx.fillStyle = "#ddd";
-  lines.forEach((l, i) => ctx.fillText(l, left + 6, top + 14 + (i + 1) * LINE_H));
-  const y0 = top + 22 + lines.length * LINE_H, rewards = finalRewards(rec);
-  let loaded = 0;
-  thumbs.forEach((img, i) => {
-    const x = left + 6 + (i % perRow) * (THUMB + THUMB_GAP), y = y0 + Math.floor(i / perRow) * (THUMB + 18);
-    if (img.complete && img.naturalWidth) { ctx.drawImage(img, x, y, THUMB, THUMB); loaded++; }
-    ctx.fillStyle = "#bbb";
-    ctx.fillText(`#${i}` + (rewards[i] !== undefined ? ` ${fmt(rewards[i])}` : ""), x, y + THUMB + 12);
-  });
+  const items = [["#9c9", "→ " + rep.text]];
+  if (rep.note) items.push(["#bbb", rep.note]);
+  if (rep.warning) items.push(["#f0a040", "⚠ " + rep.warning]);
+  let y = top + 12, lines = 0;
+  for (const [color, text] of items) {
+    ctx.fillStyle = color;
+    for (const l of wrap(ctx, [text], w - 8)) { ctx.fillText(l, left + 4, y); y += LINE_H; lines++; }
+  }
   ctx.restore();
-  // What was last drawn, for tests and debugging.
-  node.ttsvarLineageDrawn = { events: (rec.events || []).length, lines: lines.length, thumbnails: loaded, height: h };
+  node.ttsvarSizeDrawn = { lines, warning: !!rep.warning };
+  return lines * LINE_H + 6;
 }
 
-// The node's own height (title excluded) without the lineage box: inputs and widgets.
-function baseHeight(node) {
-  try { return node.computeSize()[1]; } catch (e) { return 60; }
+// ------------------------------------------------------------------------------ lineage
+const GROUP_COLORS = ["#e6194b", "#3cb44b", "#ffe119", "#4363d8", "#f58231", "#911eb4", "#46f0f0", "#f032e6",
+                      "#bcf60c", "#fabebe", "#008080", "#e6beff"];
+
+function image(node, src) {
+  node.ttsvarImages = node.ttsvarImages || new Map();
+  let img = node.ttsvarImages.get(src);
+  if (!img) {
+    img = new Image(); img.onload = () => node.setDirtyCanvas(true, true); img.src = src;
+    node.ttsvarImages.set(src, img);
+  }
+  return img;
+}
+
+// Lay the rows out in a box `w` wide from `top`: cell size per row so that every candidate fits.
+function layoutTree(model, left, top, w) {
+  const rows = [...model.rows, model.final];
+  let y = top;
+  for (const row of rows) {
+    const n = Math.max(1, row.cells.length), final = row.kind === "final";
+    const maxC = final ? 72 : 40;
+    row.c = Math.max(6, Math.min(maxC, Math.floor((w - 2 * PAD) / n) - 2));
+    const step = row.c + 2, x0 = left + PAD + Math.max(0, (w - 2 * PAD - n * step) / 2);
+    row.y = y + 15;  // the row title above the cells
+    row.caption = row.c >= 26 || final;
+    row.pos = row.cells.map((_, i) => ({ x: x0 + i * step, y: row.y }));
+    y = row.y + row.c + (row.caption ? 13 : 0) + (row.kind === "cluster" ? 4 : 0) + (final ? 8 : 22);
+  }
+  return { rows, height: y - top };
+}
+
+function drawCell(node, ctx, row, cell, p) {
+  const c = row.c, kept = cell.kept > 0;
+  ctx.globalAlpha = kept ? 1 : 0.35;
+  let loaded = 0;
+  const img = cell.thumb && image(node, cell.thumb);
+  if (img && img.complete && img.naturalWidth) { ctx.drawImage(img, p.x, p.y, c, c); loaded = 1; }
+  else { ctx.fillStyle = "#333"; ctx.fillRect(p.x, p.y, c, c); }
+  ctx.globalAlpha = 1;
+  if (kept && row.kind !== "final") { ctx.strokeStyle = "#8ab4f8"; ctx.lineWidth = 2; ctx.strokeRect(p.x - 1, p.y - 1, c + 2, c + 2); }
+  if (row.kind === "cluster" && cell.group !== undefined) {
+    ctx.fillStyle = GROUP_COLORS[cell.group % GROUP_COLORS.length]; ctx.fillRect(p.x, p.y + c + 1, c, 3);
+  }
+  if (cell.kept > 1) {  // drawn several times by resampling: the copies fork below
+    ctx.fillStyle = "rgba(0,0,0,0.75)"; ctx.fillRect(p.x + c - 16, p.y, 16, 11);
+    ctx.fillStyle = "#f0a040"; ctx.font = "9px sans-serif"; ctx.textAlign = "right";
+    ctx.fillText("×" + cell.kept, p.x + c - 2, p.y + 9);
+  }
+  if (row.caption) {
+    ctx.fillStyle = kept ? "#ddd" : "#888"; ctx.font = (row.kind === "final" ? "11px" : "9px") + " sans-serif"; ctx.textAlign = "left";
+    const text = name(cell.label) + (cell.reward !== undefined && (c >= 34 || row.kind === "final") ? " " + fmt(cell.reward) : "");
+    ctx.fillText(text, p.x, p.y + c + (row.kind === "cluster" ? 14 : 10), Math.max(c, 20) + (row.kind === "final" ? 60 : 0));
+  }
+  return loaded;
+}
+
+function drawTree(node, ctx, model, left, top, w) {
+  const { rows, height } = layoutTree(model, left, top, w);
+  node.ttsvarHits = [];
+  let loaded = 0, links = 0, cells = 0;
+  ctx.save();
+  rows.forEach((row, r) => {  // links first, under the thumbnails
+    const next = rows[r + 1];
+    if (!next) return;
+    const yFrom = row.y + row.c + (row.kind === "cluster" ? 4 : 0), yTo = next.y;
+    for (const link of row.links) {
+      const a = row.pos[link.from], b = next.pos[link.to];
+      if (!a || !b) continue;
+      const x1 = a.x + row.c / 2, x2 = b.x + next.c / 2, ym = (yFrom + yTo) / 2;
+      ctx.strokeStyle = link.copy ? "#f0a040" : "#6f8fc7"; ctx.lineWidth = link.copy ? 1.5 : 1;
+      ctx.beginPath(); ctx.moveTo(x1, yFrom); ctx.bezierCurveTo(x1, ym, x2, ym, x2, yTo); ctx.stroke();
+      links++;
+    }
+  });
+  rows.forEach((row) => {
+    ctx.fillStyle = row.kind === "final" ? "#8ab4f8" : "#aaa"; ctx.font = "11px sans-serif"; ctx.textAlign = "left";
+    ctx.fillText(row.title, left + PAD, row.y - 4, w - 2 * PAD);
+    row.cells.forEach((cell, i) => {
+      loaded += drawCell(node, ctx, row, cell, row.pos[i]);
+      node.ttsvarHits.push({ x: row.pos[i].x, y: row.pos[i].y, c: row.c, row, cell });
+      cells++;
+    });
+  });
+  ctx.restore();
+  return { height, loaded, links, cells, rows: rows.length };
+}
+
+// The clicked candidate, larger, with its scores; a click anywhere on the node closes it.
+function drawPick(node, ctx, left, top, w) {
+  const pick = node.ttsvarPick;
+  if (!pick) return;
+  const { row, cell } = pick, pw = Math.min(w - 2 * PAD, 330), side = Math.min(160, pw - 12);
+  const lines = [
+    `${name(cell.label)}${row.kind === "final" ? " (final)" : ""} · lineage id ${cell.id ?? "?"}`,
+    row.kind === "final" ? "selected" : row.title,
+  ];
+  if (cell.reward !== undefined) lines.push(`reward ${fmt(cell.reward)}` + (cell.potential !== undefined ? ` · potential ${fmt(cell.potential)}` : ""));
+  if (cell.group !== undefined) lines.push(`nearest survivor: ${name(row.after[cell.group])} (its cluster)`);
+  if (row.kind !== "final") lines.push(cell.kept ? `kept${cell.kept > 1 ? " ×" + cell.kept + " (resampled copies)" : ""}` : "not kept");
+  const ph = side + 16 + lines.length * LINE_H, x = left + PAD, y = top + 4;
+  ctx.save();
+  ctx.fillStyle = "rgba(20,20,20,0.95)"; ctx.fillRect(x, y, pw, ph);
+  ctx.strokeStyle = "#8ab4f8"; ctx.lineWidth = 1; ctx.strokeRect(x, y, pw, ph);
+  const img = cell.thumb && image(node, cell.thumb);
+  if (img && img.complete && img.naturalWidth) {
+    const s = side / Math.max(img.naturalWidth, img.naturalHeight);
+    ctx.drawImage(img, x + 6, y + 6, img.naturalWidth * s, img.naturalHeight * s);
+  }
+  ctx.fillStyle = "#ddd"; ctx.font = "11px sans-serif"; ctx.textAlign = "left";
+  lines.forEach((l, i) => ctx.fillText(l, x + 6, y + side + 20 + i * LINE_H, pw - 12));
+  ctx.restore();
+  node.ttsvarPickDrawn = { label: cell.label, lines };
+}
+
+function drawLineage(node, ctx, top) {
+  const data = node.ttsvarLineage;
+  if (!data) return 0;
+  const rec = data.record || {};
+  const left = PAD, w = node.size[0] - 2 * PAD;
+  const model = rec.error ? null : lineageModel(rec, data.thumbnails || []);
+  ctx.save();
+  ctx.font = "11px sans-serif"; ctx.textAlign = "left";
+  let h, drawn;
+  if (model && model.hasThumbnails) {
+    // measure first (layout only), then draw into a box of that height
+    h = 22 + layoutTree(model, left, 0, w).height + 6;
+    growTo(node, top + h + 4);
+    ctx.beginPath(); ctx.rect(left, top, w, h); ctx.clip();
+    ctx.fillStyle = "#1b1b1b"; ctx.fillRect(left, top, w, h);
+    ctx.fillStyle = "#8ab4f8";
+    ctx.fillText(`lineage: ${data.title || node.type} · ${rec.model || "?"}, seed ${rec.seed} · click a candidate`, left + PAD, top + 14, w - 2 * PAD);
+    const t = drawTree(node, ctx, model, left, top + 22, w);
+    drawPick(node, ctx, left, top + 22, w);
+    drawn = { mode: "tree", events: model.rows.length, rows: t.rows, cells: t.cells, links: t.links, thumbnails: t.loaded, height: h };
+  } else {
+    const lines = wrap(ctx, lineageText(rec), w - 12);
+    h = 22 + lines.length * LINE_H + 8;  // bottom padding: the last line never sits on the edge
+    growTo(node, top + h + 4);
+    ctx.beginPath(); ctx.rect(left, top, w, h); ctx.clip();
+    ctx.fillStyle = "#1b1b1b"; ctx.fillRect(left, top, w, h);
+    ctx.fillStyle = "#8ab4f8"; ctx.fillText(`lineage: ${data.title || node.type} (* = kept)`, left + PAD, top + 14);
+    ctx.fillStyle = "#ddd";
+    lines.forEach((l, i) => ctx.fillText(l, left + PAD, top + 14 + (i + 1) * LINE_H));
+    node.ttsvarHits = [];
+    drawn = { mode: "text", events: (rec.events || []).length, lines: lines.length, thumbnails: 0, height: h };
+  }
+  ctx.restore();
+  node.ttsvarLineageDrawn = drawn;  // what was last drawn, for tests and debugging
+  return h;
+}
+
+// Everything below the widgets, stacked: the size produced, then the lineage box.
+function drawExtras(node, ctx) {
+  let top = baseHeight(node) + 4;
+  top += drawSize(node, ctx, top);
+  const h = drawLineage(node, ctx, top);
+  growTo(node, top + h + 4);
+}
+
+function onPointer(node, pos) {
+  if (node.ttsvarPick) { node.ttsvarPick = null; node.setDirtyCanvas(true, true); return true; }
+  const hit = (node.ttsvarHits || []).find((h) => pos[0] >= h.x && pos[0] <= h.x + h.c && pos[1] >= h.y && pos[1] <= h.y + h.c);
+  if (!hit) return false;
+  node.ttsvarPick = { row: hit.row, cell: hit.cell };
+  node.setDirtyCanvas(true, true);
+  return true;
+}
+
+// Widen the node so that the widest row of the tree gets usable thumbnails.
+function preferredWidth(entry) {
+  const events = entry.record?.events || [];
+  const widest = Math.max(1, ...events.map((e) => (e.lineage_before || []).length));
+  return Math.min(MAX_AUTO_W, Math.max(MIN_W, widest * 22 + 40));
 }
 
 app.registerExtension({
@@ -146,29 +294,36 @@ app.registerExtension({
         return r;
       };
     }
-    if (LINEAGE_NODES.has(nodeData.name)) {
-      const onExecuted = nodeType.prototype.onExecuted;
-      nodeType.prototype.onExecuted = function (message) {
-        const r = onExecuted?.apply(this, arguments);
-        const entry = message?.ttsvar_lineage?.[0];
-        if (entry) {
-          this.ttsvarLineage = entry;
-          this.ttsvarThumbs = (entry.thumbnails || []).map((src) => {
-            const img = new Image(); img.onload = () => this.setDirtyCanvas(true, true); img.src = src; return img;
-          });
-          this.ttsvarLineageH = 0;  // recomputed (and the node grown to fit) on the next draw
-          this.ttsvarLineageDrawn = null;
-          this.size[0] = Math.max(this.size[0], MIN_W);
-          this.setDirtyCanvas(true, true);
-        }
-        return r;
-      };
-      const onDraw = nodeType.prototype.onDrawForeground;
-      nodeType.prototype.onDrawForeground = function (ctx) {
-        const r = onDraw?.apply(this, arguments);
-        if (!this.flags?.collapsed) drawLineage(this, ctx);
-        return r;
-      };
-    }
+    if (!LINEAGE_NODES.has(nodeData.name) && !SIZE_NODES.has(nodeData.name)) return;
+    const onExecuted = nodeType.prototype.onExecuted;
+    nodeType.prototype.onExecuted = function (message) {
+      const r = onExecuted?.apply(this, arguments);
+      const size = message?.ttsvar_size?.[0];
+      if (size) {
+        this.ttsvarSize = size;
+        if (size.warning) app.extensionManager?.toast?.add?.({ severity: "warn", summary: "TTS-VAR: size snapped", detail: size.warning, life: 8000 });
+      }
+      const entry = message?.ttsvar_lineage?.[0];
+      if (entry) {
+        this.ttsvarLineage = entry;
+        this.ttsvarImages = new Map();
+        this.ttsvarPick = null;
+        this.ttsvarLineageDrawn = null;
+        this.size[0] = Math.max(this.size[0], preferredWidth(entry));
+      }
+      if (size || entry) this.setDirtyCanvas(true, true);
+      return r;
+    };
+    const onDraw = nodeType.prototype.onDrawForeground;
+    nodeType.prototype.onDrawForeground = function (ctx) {
+      const r = onDraw?.apply(this, arguments);
+      if (!this.flags?.collapsed) drawExtras(this, ctx);
+      return r;
+    };
+    const onMouseDown = nodeType.prototype.onMouseDown;
+    nodeType.prototype.onMouseDown = function (e, pos) {
+      if (!this.flags?.collapsed && this.ttsvarLineage && onPointer(this, pos)) return true;
+      return onMouseDown?.apply(this, arguments);
+    };
   },
 });
