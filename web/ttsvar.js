@@ -8,7 +8,7 @@ import { lineageModel, lineageText, name } from "./ttsvar_lineage.js";
 const CHART_H = 150;
 const LINEAGE_NODES = new Set(["TTSVAR_SelectBest", "TTSVAR_Decode", "TTSVAR_Sampler"]);
 const SIZE_NODES = new Set(["TTSVAR_StartState", "TTSVAR_Sampler"]);
-const LINE_H = 14, MIN_W = 360, MAX_AUTO_W = 1000, PAD = 6;
+const LINE_H = 14, MIN_W = 300, MAX_AUTO_W = 1000, PAD = 6;
 const fmt = (x) => (typeof x === "number" ? x.toFixed(2) : "?");
 
 function widgetValue(node, key) {
@@ -102,28 +102,32 @@ function drawSize(node, ctx, top) {
 }
 
 // ------------------------------------------------------------------------------ lineage
+// Drawn into two places with the same code: the node (compact: the tree shrinks to the node's width)
+// and a full view over the page (click the box's title). A `view` holds what a drawing needs between
+// frames: decoded thumbnails, the clickable cells of the last frame, the candidate shown larger.
 const GROUP_COLORS = ["#e6194b", "#3cb44b", "#ffe119", "#4363d8", "#f58231", "#911eb4", "#46f0f0", "#f032e6",
                       "#bcf60c", "#fabebe", "#008080", "#e6beff"];
+const HEADER_H = 22;
+const NODE_SIZES = { cell: 40, final: 72 }, FULL_SIZES = { cell: 56, final: 128 };
 
-function image(node, src) {
-  node.ttsvarImages = node.ttsvarImages || new Map();
-  let img = node.ttsvarImages.get(src);
+function image(view, src) {
+  let img = view.images.get(src);
   if (!img) {
-    img = new Image(); img.onload = () => node.setDirtyCanvas(true, true); img.src = src;
-    node.ttsvarImages.set(src, img);
+    img = new Image(); img.onload = () => view.redraw(); img.src = src;
+    view.images.set(src, img);
   }
   return img;
 }
 
-// Lay the rows out in a box `w` wide from `top`: cell size per row so that every candidate fits.
-function layoutTree(model, left, top, w) {
+// Lay the rows out in a box `w` wide from `top`: per row the cell size that fits every candidate.
+function layoutTree(model, left, top, w, sizes) {
   const rows = [...model.rows, model.final];
   let y = top;
   for (const row of rows) {
     const n = Math.max(1, row.cells.length), final = row.kind === "final";
-    const maxC = final ? 72 : 40;
-    row.c = Math.max(6, Math.min(maxC, Math.floor((w - 2 * PAD) / n) - 2));
-    const step = row.c + 2, x0 = left + PAD + Math.max(0, (w - 2 * PAD - n * step) / 2);
+    const step = Math.max(2, Math.min((final ? sizes.final : sizes.cell) + 2, Math.floor((w - 2 * PAD) / n)));
+    row.c = step - (step >= 12 ? 2 : 1);
+    const x0 = left + PAD + Math.max(0, (w - 2 * PAD - n * step) / 2);
     row.y = y + 15;  // the row title above the cells
     row.caption = row.c >= 26 || final;
     row.pos = row.cells.map((_, i) => ({ x: x0 + i * step, y: row.y }));
@@ -132,19 +136,21 @@ function layoutTree(model, left, top, w) {
   return { rows, height: y - top };
 }
 
-function drawCell(node, ctx, row, cell, p) {
+function drawCell(view, ctx, row, cell, p) {
   const c = row.c, kept = cell.kept > 0;
   ctx.globalAlpha = kept ? 1 : 0.35;
   let loaded = 0;
-  const img = cell.thumb && image(node, cell.thumb);
+  const img = cell.thumb && image(view, cell.thumb);
   if (img && img.complete && img.naturalWidth) { ctx.drawImage(img, p.x, p.y, c, c); loaded = 1; }
   else { ctx.fillStyle = "#333"; ctx.fillRect(p.x, p.y, c, c); }
   ctx.globalAlpha = 1;
-  if (kept && row.kind !== "final") { ctx.strokeStyle = "#8ab4f8"; ctx.lineWidth = 2; ctx.strokeRect(p.x - 1, p.y - 1, c + 2, c + 2); }
+  if (kept && row.kind !== "final") {
+    ctx.strokeStyle = "#8ab4f8"; ctx.lineWidth = c >= 12 ? 2 : 1; ctx.strokeRect(p.x - 0.5, p.y - 0.5, c + 1, c + 1);
+  }
   if (row.kind === "cluster" && cell.group !== undefined) {
     ctx.fillStyle = GROUP_COLORS[cell.group % GROUP_COLORS.length]; ctx.fillRect(p.x, p.y + c + 1, c, 3);
   }
-  if (cell.kept > 1) {  // drawn several times by resampling: the copies fork below
+  if (cell.kept > 1 && c >= 18) {  // drawn several times by resampling: the copies fork below
     ctx.fillStyle = "rgba(0,0,0,0.75)"; ctx.fillRect(p.x + c - 16, p.y, 16, 11);
     ctx.fillStyle = "#f0a040"; ctx.font = "9px sans-serif"; ctx.textAlign = "right";
     ctx.fillText("×" + cell.kept, p.x + c - 2, p.y + 9);
@@ -157,9 +163,9 @@ function drawCell(node, ctx, row, cell, p) {
   return loaded;
 }
 
-function drawTree(node, ctx, model, left, top, w) {
-  const { rows, height } = layoutTree(model, left, top, w);
-  node.ttsvarHits = [];
+function drawTree(view, ctx, model, left, top, w, sizes) {
+  const { rows, height } = layoutTree(model, left, top, w, sizes);
+  view.hits = [];
   let loaded = 0, links = 0, cells = 0;
   ctx.save();
   rows.forEach((row, r) => {  // links first, under the thumbnails
@@ -176,11 +182,14 @@ function drawTree(node, ctx, model, left, top, w) {
     }
   });
   rows.forEach((row) => {
-    ctx.fillStyle = row.kind === "final" ? "#8ab4f8" : "#aaa"; ctx.font = "11px sans-serif"; ctx.textAlign = "left";
+    ctx.font = "11px sans-serif"; ctx.textAlign = "left";
+    ctx.fillStyle = "#1b1b1b";  // the title stays readable over the links that pass under it
+    ctx.fillRect(left + PAD - 2, row.y - 15, Math.min(ctx.measureText(row.title).width, w - 2 * PAD) + 4, 13);
+    ctx.fillStyle = row.kind === "final" ? "#8ab4f8" : "#aaa";
     ctx.fillText(row.title, left + PAD, row.y - 4, w - 2 * PAD);
     row.cells.forEach((cell, i) => {
-      loaded += drawCell(node, ctx, row, cell, row.pos[i]);
-      node.ttsvarHits.push({ x: row.pos[i].x, y: row.pos[i].y, c: row.c, row, cell });
+      loaded += drawCell(view, ctx, row, cell, row.pos[i]);
+      view.hits.push({ x: row.pos[i].x, y: row.pos[i].y, c: row.c, row, cell });
       cells++;
     });
   });
@@ -188,23 +197,28 @@ function drawTree(node, ctx, model, left, top, w) {
   return { height, loaded, links, cells, rows: rows.length };
 }
 
-// The clicked candidate, larger, with its scores; a click anywhere on the node closes it.
-function drawPick(node, ctx, left, top, w) {
-  const pick = node.ttsvarPick;
+// The clicked candidate, larger, with its scores: a panel just below the cell (above it when the
+// box ends first), inside the box [left, left + w] × [top, bottom].
+function drawPick(view, ctx, left, top, w, bottom) {
+  const pick = view.pick;
   if (!pick) return;
   const { row, cell } = pick, pw = Math.min(w - 2 * PAD, 330), side = Math.min(160, pw - 12);
   const lines = [
     `${name(cell.label)}${row.kind === "final" ? " (final)" : ""} · lineage id ${cell.id ?? "?"}`,
-    row.kind === "final" ? "selected" : row.title,
+    row.kind === "final" ? "the selected candidate" : row.title,
   ];
   if (cell.reward !== undefined) lines.push(`reward ${fmt(cell.reward)}` + (cell.potential !== undefined ? ` · potential ${fmt(cell.potential)}` : ""));
   if (cell.group !== undefined) lines.push(`nearest survivor: ${name(row.after[cell.group])} (its cluster)`);
   if (row.kind !== "final") lines.push(cell.kept ? `kept${cell.kept > 1 ? " ×" + cell.kept + " (resampled copies)" : ""}` : "not kept");
-  const ph = side + 16 + lines.length * LINE_H, x = left + PAD, y = top + 4;
+  lines.push("click anywhere to close");
+  const ph = side + 16 + lines.length * LINE_H;
+  const x = Math.max(left + PAD, Math.min(pick.x, left + w - PAD - pw));
+  let y = pick.y + pick.c + 6;
+  if (y + ph > bottom) y = Math.max(top, pick.y - ph - 6);
   ctx.save();
   ctx.fillStyle = "rgba(20,20,20,0.95)"; ctx.fillRect(x, y, pw, ph);
   ctx.strokeStyle = "#8ab4f8"; ctx.lineWidth = 1; ctx.strokeRect(x, y, pw, ph);
-  const img = cell.thumb && image(node, cell.thumb);
+  const img = cell.thumb && image(view, cell.thumb);
   if (img && img.complete && img.naturalWidth) {
     const s = side / Math.max(img.naturalWidth, img.naturalHeight);
     ctx.drawImage(img, x + 6, y + 6, img.naturalWidth * s, img.naturalHeight * s);
@@ -212,44 +226,106 @@ function drawPick(node, ctx, left, top, w) {
   ctx.fillStyle = "#ddd"; ctx.font = "11px sans-serif"; ctx.textAlign = "left";
   lines.forEach((l, i) => ctx.fillText(l, x + 6, y + side + 20 + i * LINE_H, pw - 12));
   ctx.restore();
-  node.ttsvarPickDrawn = { label: cell.label, lines };
+  view.pickDrawn = { label: cell.label, lines };
+}
+
+// A click in a view: closes the larger view if open, else opens it for the cell under `pos`.
+function clickView(view, pos) {
+  if (view.pick) { view.pick = null; view.redraw(); return "closed"; }
+  const hit = view.hits.find((h) => pos[0] >= h.x && pos[0] <= h.x + h.c && pos[1] >= h.y && pos[1] <= h.y + h.c);
+  if (!hit) return null;
+  view.pick = { row: hit.row, cell: hit.cell, x: hit.x, y: hit.y, c: hit.c };
+  view.redraw();
+  return "picked";
+}
+
+function nodeView(node) {
+  if (!node.ttsvarView) node.ttsvarView = { images: new Map(), hits: [], pick: null, redraw: () => node.setDirtyCanvas(true, true) };
+  return node.ttsvarView;
 }
 
 function drawLineage(node, ctx, top) {
   const data = node.ttsvarLineage;
   if (!data) return 0;
   const rec = data.record || {};
-  const left = PAD, w = node.size[0] - 2 * PAD;
+  const left = PAD, w = node.size[0] - 2 * PAD, view = nodeView(node);
   const model = rec.error ? null : lineageModel(rec, data.thumbnails || []);
   ctx.save();
   ctx.font = "11px sans-serif"; ctx.textAlign = "left";
   let h, drawn;
   if (model && model.hasThumbnails) {
-    // measure first (layout only), then draw into a box of that height
-    h = 22 + layoutTree(model, left, 0, w).height + 6;
+    h = HEADER_H + layoutTree(model, left, 0, w, NODE_SIZES).height + 6;
     growTo(node, top + h + 4);
     ctx.beginPath(); ctx.rect(left, top, w, h); ctx.clip();
     ctx.fillStyle = "#1b1b1b"; ctx.fillRect(left, top, w, h);
     ctx.fillStyle = "#8ab4f8";
-    ctx.fillText(`lineage: ${data.title || node.type} · ${rec.model || "?"}, seed ${rec.seed} · click a candidate`, left + PAD, top + 14, w - 2 * PAD);
-    const t = drawTree(node, ctx, model, left, top + 22, w);
-    drawPick(node, ctx, left, top + 22, w);
+    ctx.fillText(`lineage: ${data.title || node.type} · seed ${rec.seed} · ⤢ full view`, left + PAD, top + 14, w - 2 * PAD);
+    node.ttsvarOpenBox = { x: left, y: top, w, h: HEADER_H };
+    const t = drawTree(view, ctx, model, left, top + HEADER_H, w, NODE_SIZES);
+    drawPick(view, ctx, left, top + HEADER_H, w, top + h);
     drawn = { mode: "tree", events: model.rows.length, rows: t.rows, cells: t.cells, links: t.links, thumbnails: t.loaded, height: h };
   } else {
     const lines = wrap(ctx, lineageText(rec), w - 12);
-    h = 22 + lines.length * LINE_H + 8;  // bottom padding: the last line never sits on the edge
+    h = HEADER_H + lines.length * LINE_H + 8;  // bottom padding: the last line never sits on the edge
     growTo(node, top + h + 4);
     ctx.beginPath(); ctx.rect(left, top, w, h); ctx.clip();
     ctx.fillStyle = "#1b1b1b"; ctx.fillRect(left, top, w, h);
     ctx.fillStyle = "#8ab4f8"; ctx.fillText(`lineage: ${data.title || node.type} (* = kept)`, left + PAD, top + 14);
     ctx.fillStyle = "#ddd";
     lines.forEach((l, i) => ctx.fillText(l, left + PAD, top + 14 + (i + 1) * LINE_H));
-    node.ttsvarHits = [];
+    view.hits = []; node.ttsvarOpenBox = null;
     drawn = { mode: "text", events: (rec.events || []).length, lines: lines.length, thumbnails: 0, height: h };
   }
   ctx.restore();
   node.ttsvarLineageDrawn = drawn;  // what was last drawn, for tests and debugging
   return h;
+}
+
+// The full view: the same tree over the page, as wide as the window allows (Esc or a click outside closes).
+function openFullView(node) {
+  document.getElementById("ttsvar-lineage-full")?.remove();
+  const data = node.ttsvarLineage, rec = data.record || {};
+  const model = lineageModel(rec, data.thumbnails || []);
+  const widest = Math.max(1, ...model.rows.map((r) => r.cells.length));
+  const w = Math.max(480, Math.min(window.innerWidth - 80, widest * (FULL_SIZES.cell + 2) + 2 * PAD + 8));
+  const h = HEADER_H + layoutTree(model, 0, 0, w, FULL_SIZES).height + 8;
+  const backdrop = document.createElement("div");
+  backdrop.id = "ttsvar-lineage-full";
+  Object.assign(backdrop.style, { position: "fixed", inset: "0", background: "rgba(0,0,0,0.6)", zIndex: 10000, overflow: "auto" });
+  const canvas = document.createElement("canvas");
+  const dpr = window.devicePixelRatio || 1;
+  canvas.width = Math.round(w * dpr); canvas.height = Math.round(h * dpr);
+  Object.assign(canvas.style, { width: w + "px", height: h + "px", display: "block", margin: "30px auto", border: "1px solid #8ab4f8", background: "#1b1b1b" });
+  backdrop.appendChild(canvas);
+  document.body.appendChild(backdrop);
+  const ctx = canvas.getContext("2d");
+  const view = { images: new Map(), hits: [], pick: null, redraw: () => render() };
+  function render() {
+    const t0 = performance.now();
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    ctx.fillStyle = "#1b1b1b"; ctx.fillRect(0, 0, w, h);
+    ctx.font = "12px sans-serif"; ctx.textAlign = "left"; ctx.fillStyle = "#8ab4f8";
+    ctx.fillText(`lineage: ${data.title || node.type} · ${rec.model || "?"}, seed ${rec.seed} · schedule ${(rec.schedule || []).join(",")} · click a candidate · Esc closes`, PAD, 15, w - 2 * PAD);
+    const t = drawTree(view, ctx, model, 0, HEADER_H, w, FULL_SIZES);
+    drawPick(view, ctx, 0, HEADER_H, w, h);
+    // what was last drawn (and how long it took), for tests and debugging
+    const kept = view.hits.find((x) => x.cell.kept > 0 && x.row.kind !== "final");
+    window.__ttsvarFullView = { rows: t.rows, cells: t.cells, links: t.links, thumbnails: t.loaded, width: w, height: h,
+                                pick: view.pickDrawn || null, ms: performance.now() - t0,
+                                kept: kept ? { x: kept.x + kept.c / 2, y: kept.y + kept.c / 2, label: kept.cell.label } : null };
+  }
+  const close = () => { backdrop.remove(); window.removeEventListener("keydown", onKey, true); };
+  const onKey = (e) => { if (e.key === "Escape") { e.stopPropagation(); close(); } };
+  window.addEventListener("keydown", onKey, true);
+  backdrop.addEventListener("pointerdown", (e) => {
+    e.stopPropagation();
+    if (e.target !== canvas) { close(); return; }
+    const r = canvas.getBoundingClientRect();
+    clickView(view, [e.clientX - r.left, e.clientY - r.top]);
+    if (!view.pick) view.pickDrawn = null;
+    render();
+  });
+  render();
 }
 
 // Everything below the widgets, stacked: the size produced, then the lineage box.
@@ -261,19 +337,29 @@ function drawExtras(node, ctx) {
 }
 
 function onPointer(node, pos) {
-  if (node.ttsvarPick) { node.ttsvarPick = null; node.setDirtyCanvas(true, true); return true; }
-  const hit = (node.ttsvarHits || []).find((h) => pos[0] >= h.x && pos[0] <= h.x + h.c && pos[1] >= h.y && pos[1] <= h.y + h.c);
-  if (!hit) return false;
-  node.ttsvarPick = { row: hit.row, cell: hit.cell };
-  node.setDirtyCanvas(true, true);
-  return true;
+  const box = node.ttsvarOpenBox, view = nodeView(node);
+  if (!view.pick && box && pos[0] >= box.x && pos[0] <= box.x + box.w && pos[1] >= box.y && pos[1] <= box.y + box.h) {
+    openFullView(node);
+    return true;
+  }
+  const hit = !view.pick && view.hits.find((h) => pos[0] >= h.x && pos[0] <= h.x + h.c && pos[1] >= h.y && pos[1] <= h.y + h.c);
+  if (hit && hit.c < 14) { openFullView(node); return true; }  // too small to pick here: the full view
+  return clickView(view, pos) !== null;
 }
 
-// Widen the node so that the widest row of the tree gets usable thumbnails.
-function preferredWidth(entry) {
+// Widen the node so that the widest row of the tree gets usable thumbnails, but only into free
+// space: never over a neighbour to the right.
+function preferredWidth(node, entry) {
   const events = entry.record?.events || [];
   const widest = Math.max(1, ...events.map((e) => (e.lineage_before || []).length));
-  return Math.min(MAX_AUTO_W, Math.max(MIN_W, widest * 22 + 40));
+  let limit = MAX_AUTO_W;
+  const [x, y] = node.pos, bottom = y + node.size[1];
+  for (const other of node.graph?._nodes || []) {
+    if (other === node || other.pos[0] <= x) continue;
+    const oTop = other.pos[1] - 40, oBottom = other.pos[1] + other.size[1];
+    if (oTop < bottom + 400 && oBottom > y - 40) limit = Math.min(limit, other.pos[0] - x - 20);
+  }
+  return Math.max(node.size[0], Math.min(limit, Math.max(MIN_W, widest * 22 + 40)));
 }
 
 app.registerExtension({
@@ -306,10 +392,9 @@ app.registerExtension({
       const entry = message?.ttsvar_lineage?.[0];
       if (entry) {
         this.ttsvarLineage = entry;
-        this.ttsvarImages = new Map();
-        this.ttsvarPick = null;
+        this.ttsvarView = null;
         this.ttsvarLineageDrawn = null;
-        this.size[0] = Math.max(this.size[0], preferredWidth(entry));
+        this.size[0] = preferredWidth(this, entry);
       }
       if (size || entry) this.setDirtyCanvas(true, true);
       return r;

@@ -1,6 +1,8 @@
 """Against a real ComfyUI (COMFYUI_DIR = a checkout whose python deps are importable): start it
 headless with the pack on a custom_nodes path, check /object_info lists our nodes, post every
-example workflow (CI variant: tiny model) to /prompt and wait for a successful history."""
+example workflow unchanged but for its size and the demo entries (workflow_defs.ci_variant) at 256²,
+512² and 1024² to /prompt and wait for a successful history (1024² takes minutes per workflow on a
+CPU), and check that a mistake downstream stops the run before sampling."""
 
 import json
 import os
@@ -91,22 +93,41 @@ def test_pack_imported_and_listed(server):
     assert any(e.endswith("/ttsvar.js") for e in ext), ext
 
 
-@pytest.mark.parametrize("name", sorted(WORKFLOWS))
-def test_workflow_on_server(server, name):
-    base, log = server
-    api = ci_variant(json.loads((OUT / "api" / f"{name}.json").read_text()))
+def _run(base, log, api, deadline_s=1800):
     res = _post(base + "/prompt", {"prompt": api, "client_id": "ttsvar-test"})
     assert res.get("node_errors") == {}, res
     pid = res["prompt_id"]
-    for _ in range(600):
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < deadline_s:
         hist = _get(base + f"/history/{pid}")
         if pid in hist:
-            break
+            return hist[pid]
         time.sleep(0.5)
-    else:
-        pytest.fail("timed out; log tail:\n" + log.read_text()[-3000:])
-    status = hist[pid]["status"]
+    pytest.fail("timed out; log tail:\n" + log.read_text()[-3000:])
+
+
+@pytest.mark.parametrize("side", [256, 512, 1024])
+@pytest.mark.parametrize("name", sorted(WORKFLOWS))
+def test_workflow_on_server(server, name, side):
+    base, log = server
+    entry = _run(base, log, ci_variant(json.loads((OUT / "api" / f"{name}.json").read_text()), side))
+    status = entry["status"]
     assert status["status_str"] == "success", json.dumps(status)[:3000]
-    outputs = hist[pid]["outputs"]
+    outputs = entry["outputs"]
     assert any("images" in o for o in outputs.values())
     assert any("ttsvar_lineage" in o for o in outputs.values())
+    sizes = [r for o in outputs.values() for r in o.get("ttsvar_size", [])]
+    assert sizes and all(r["produced"] == [side, side] for r in sizes), sizes
+
+
+def test_a_downstream_mistake_stops_the_run_before_sampling(server):
+    base, log = server
+    api = ci_variant(json.loads((OUT / "api" / "ttsvar_tts_var.json").read_text()), 256)
+    select = next(nid for nid, n in api.items() if n["class_type"] == "TTSVAR_SelectBest")
+    api[select]["inputs"]["k"] = 3
+    entry = _run(base, log, api)
+    status = entry["status"]
+    assert status["status_str"] == "error"
+    error = next(m[1] for m in status["messages"] if m[0] == "execution_error")
+    assert error["node_type"] == "TTSVAR_StartState", error
+    assert f"(node {select}), input 'k'" in error["exception_message"], error
