@@ -7,7 +7,6 @@ returns a new one.
 
 from __future__ import annotations
 
-from ttsvar.errors import TTSVarError
 from ttsvar.infinity.grids import ASPECT_TEMPLATES, PN_CHOICES, PN_SCALES
 from ttsvar.schedule import PRESETS
 

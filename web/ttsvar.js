@@ -52,9 +52,13 @@ function drawChart(node, ctx) {
   } catch (e) {
     ctx.beginPath(); ctx.rect(left, top, w, h); ctx.clip();
     ctx.fillStyle = "#f66"; ctx.font = "12px sans-serif"; ctx.textAlign = "left";
-    wrap(ctx, ["schedule: " + e.message], w - 12).forEach((l, i) => ctx.fillText(l, left + 6, top + 20 + i * LINE_H));
+    const lines = wrap(ctx, ["schedule: " + e.message], w - 12);
+    lines.forEach((l, i) => ctx.fillText(l, left + 6, top + 20 + i * LINE_H));
+    // what was drawn, for tests: the widest line must fit in the chart
+    node.ttsvarChartDrawn = { error: e.message, widest: Math.max(...lines.map((l) => ctx.measureText(l).width)), room: w - 12 };
     ctx.restore(); return;
   }
+  node.ttsvarChartDrawn = { error: null };
   const k = sizes.length, pad = 22, bw = (w - 2 * pad) / k;
   const maxB = Math.max(...cost.generated), maxC = Math.max(...cost.compute), maxM = Math.max(...cost.kv_memory);
   const base = top + h - 20, ph = h - 62;
@@ -330,10 +334,12 @@ function openFullView(node) {
 
 // Everything below the widgets, stacked: the size produced, then the lineage box.
 function drawExtras(node, ctx) {
-  let top = baseHeight(node) + 4;
+  const base = baseHeight(node);
+  let top = base + 4;
   top += drawSize(node, ctx, top);
   const h = drawLineage(node, ctx, top);
   growTo(node, top + h + 4);
+  if (node.ttsvarLineageDrawn) Object.assign(node.ttsvarLineageDrawn, { top, widgetsEnd: base });
 }
 
 function onPointer(node, pos) {

@@ -66,6 +66,20 @@ const info = await page.evaluate(async (wf) => {
 }, wf);
 await page.waitForTimeout(1000);
 await page.screenshot({ path: sibling("schedule") });
+// A schedule the chart cannot draw: its error message stays inside the chart; then back as shipped.
+info.chartError = await page.evaluate(async () => {
+  const sched = window.app.graph._nodes.find((n) => n.type === "TTSVAR_BatchSchedule");
+  if (!sched) return null;
+  const w = (name) => sched.widgets.find((x) => x.name === name);
+  const before = [w("preset").value, w("custom").value];
+  w("preset").value = "custom"; w("custom").value = "8,8,6,6,6,4,2,2,2,1,1,9,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1";
+  window.app.canvas.setDirty(true, true); window.app.canvas.draw(true, true);
+  const drawn = sched.ttsvarChartDrawn;
+  [w("preset").value, w("custom").value] = before;
+  window.app.canvas.setDirty(true, true); window.app.canvas.draw(true, true);
+  return drawn;
+});
+await page.screenshot({ path: sibling("schedule") });
 
 // 2. The demo variant, queued from this page.
 const queued = await page.evaluate(async ([demo, side, pn, n]) => {

@@ -43,6 +43,8 @@ def test_schedule_chart_size_and_lineage_tree_in_browser(server, tmp_path):  # n
     print("\nscreenshots: " + ", ".join(info["screenshots"]))
     assert "ttsvar.frontend" in info["ext"], info
     assert "TTSVAR_BatchSchedule" in info["nodes"] and info["errors"] == [], info
+    chart = info["chartError"]  # an impossible schedule: the message wraps inside the chart
+    assert chart["error"] and chart["widest"] <= chart["room"], chart
     # the demo variant (workflow_defs.ci_variant): every loader on the demo entry, SIDE², and N
     assert sorted(info["queued"]) == sorted([
         "TTSVAR_InfinityLoader.transformer", "TTSVAR_InfinityLoader.vae", "TTSVAR_TextEncoderLoader.encoder",
@@ -64,6 +66,7 @@ def test_schedule_chart_size_and_lineage_tree_in_browser(server, tmp_path):  # n
         drawn = v["drawn"]  # ... and drew it as a tree: one row per step and the final pick
         assert drawn["mode"] == "tree" and drawn["events"] == 5 and drawn["rows"] == 6, drawn
         assert drawn["cells"] >= 8 * N + 1 and drawn["thumbnails"] == drawn["cells"], drawn
+        assert drawn["top"] - drawn["widgetsEnd"] <= 8, drawn  # the box sits right below the widgets
     assert views["TTSVAR_Decode"]["shown"]["thumbnails"] == 1 and views["TTSVAR_SelectBest"]["shown"]["thumbnails"] == 0
     # a click on a kept candidate: larger, with its scores (in the node when its cells are big enough)
     if N == 1:

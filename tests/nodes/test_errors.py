@@ -108,6 +108,21 @@ def test_oom_becomes_advice(mappings, parts, monkeypatch):
     _raises(lambda: mappings["TTSVAR_SampleScales"]().sample(parts["state"], 0), "out of memory", "Lower N")
 
 
+def test_sampler_oom_advice_names_its_own_inputs(mappings, parts, monkeypatch):
+    """The Sampler has no schedule: its advice must not send the user to a preset it does not have."""
+    import ttsvar.pipelines as pipelines
+    from nodes_under_test.scoring_adapter import TinyReward
+
+    def boom(*a, **k):
+        raise RuntimeError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    monkeypatch.setattr(pipelines, "run_strategy", boom)
+    msg = _raises(lambda: mappings["TTSVAR_Sampler"]().run(parts["model"], parts["cond"], "best-of-n", 4, 256, 256, 3.0, 0.5, 0.97, 0,
+                                                            "value", 10.0, reward_model=TinyReward("x")),
+                  "[TTS-VAR Sampler]", "out of memory", "Lower n", "strategy tts-var", "width/height")
+    assert "preset" not in msg and "Batch Schedule" not in msg
+
+
 def test_interrupt_passes_through(mappings, parts, monkeypatch):
     from nodes_under_test import comfy_bridge
 

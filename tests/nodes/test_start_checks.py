@@ -12,7 +12,6 @@ from runner import Runner
 from workflow_defs import OUT, ci_variant
 
 TINY = "(tiny random demo)"
-START = ("model", "cond", "sched")
 
 
 def _api(name="ttsvar_tts_var", side=256):
