@@ -68,13 +68,18 @@ def _load(name: str, folder: Path):
     return LOADERS[name](folder)
 
 
-@pytest.mark.parametrize("name", list(LOADERS))
+@pytest.mark.parametrize("name", [*LOADERS, "imagereward", "hpsv2"])
 def test_complete_folder_loads_without_printing(name, tiny_dirs, t5_dir, capfd):
-    folder = _folder(name, tiny_dirs, t5_dir)
+    from ttsvar.scoring import load_hpsv2, load_imagereward
+
+    load = {
+        "imagereward": lambda: load_imagereward(tiny_dirs["imagereward"]),
+        "hpsv2": lambda: load_hpsv2(tiny_dirs["hps"], config=tiny_dirs["_hps_cfg"]),
+    }.get(name, lambda: _load(name, _folder(name, tiny_dirs, t5_dir)))
     capfd.readouterr()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        _load(name, folder)
+        load()
     out, err = capfd.readouterr()
     assert out == "" and err == ""
     assert [str(w.message) for w in caught] == []
