@@ -5,14 +5,17 @@ random and only logs a table about it: a half-downloaded folder then gives a mod
 computes noise. :func:`load_pretrained` turns every such problem into one :class:`TTSVarError`
 that lists the weights, names the folder and the repository to download again.
 
-Loads are also quiet: transformers' log, progress bars and Python warnings are silenced while a
-folder loads (a ComfyUI console should not show a table of the text-tower weights a vision-only
-load skips). Nothing is lost by that: what would matter is raised as an error instead.
+Loads are also quiet: transformers' log, progress bars and Python warnings are kept off the
+console while a folder loads (a ComfyUI console should not show a table of the text-tower weights
+a vision-only load skips). Nothing is lost by that: what would matter is raised as an error, with
+transformers' collected log when a load fails inside it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
+import re
 import warnings
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -23,26 +26,41 @@ from ttsvar.errors import MissingWeightsError, TTSVarError
 
 # Buffers that older transformers versions saved and newer ones recompute.
 ALWAYS_HARMLESS = ("position_ids",)
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+class _Collect(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(_ANSI.sub("", record.getMessage()))
 
 
 @contextlib.contextmanager
-def quiet_transformers() -> Iterator[None]:
-    """Silence transformers' logging (below errors), its progress bars and Python warnings for
-    the duration; the previous settings are restored afterwards."""
+def quiet_transformers() -> Iterator[list[str]]:
+    """Keep transformers' log, its progress bars and Python warnings off the console for the
+    duration; yields the list its warnings are collected in instead (for an error message).
+    The previous settings are restored afterwards."""
     import huggingface_hub.utils as hub_utils
     from transformers.utils import logging as hf_logging
 
-    verbosity = hf_logging.get_verbosity()
+    root = logging.getLogger("transformers")  # the library's root logger, which owns its handler
+    handlers, level, propagate = root.handlers[:], root.level, root.propagate
+    collect = _Collect()
+    root.handlers, root.propagate = [collect], False
+    root.setLevel(logging.WARNING)
     bars = hf_logging.is_progress_bar_enabled()
     hub_bars_off = hub_utils.are_progress_bars_disabled()
-    hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            yield
+            yield collect.messages
     finally:
-        hf_logging.set_verbosity(verbosity)
+        root.handlers, root.propagate = handlers, propagate
+        root.setLevel(level)
         if bars:
             hf_logging.enable_progress_bar()
         if hub_bars_off:
@@ -62,21 +80,23 @@ def load_pretrained(cls, folder: str | Path, *, what: str, repo: str, dtype: tor
     kwargs = {"config": config} if config is not None else {}
     if dtype is not None:
         kwargs["dtype"] = dtype
+    log: list[str] = []
     try:
-        with quiet_transformers():
+        with quiet_transformers() as log:
             model, info = cls.from_pretrained(str(folder), local_files_only=True, output_loading_info=True,
                                               ignore_mismatched_sizes=True, **kwargs)
     except OSError as e:
         raise MissingWeightsError(f"{what} files", str(folder),
                                   f"Download the folder from the Hugging Face repository {repo} ({e}).") from e
-    except (ValueError, KeyError, RuntimeError) as e:
-        raise TTSVarError(f"Could not load {what} from {folder}: {type(e).__name__}: {e}. "
+    except Exception as e:  # a truncated or corrupt weight file, a config the class cannot read, …
+        details = "".join(f"\n{m}" for m in log)  # e.g. the table an error message refers to
+        raise TTSVarError(f"Could not load {what} from {folder}: {type(e).__name__}: {e}{details}\n"
                           f"Download the folder again from the Hugging Face repository {repo}.") from e
-    check_loading_info(model, info, folder=folder, what=what, repo=repo, harmless=harmless)
+    _check_loading_info(model, info, folder=folder, what=what, repo=repo, harmless=harmless)
     return model
 
 
-def check_loading_info(model: torch.nn.Module, info: dict, *, folder: Path, what: str, repo: str,
+def _check_loading_info(model: torch.nn.Module, info: dict, *, folder: Path, what: str, repo: str,
                        harmless: Sequence[str] = ()) -> None:
     """Raise one error listing what ``from_pretrained``'s loading info says is wrong."""
     harmless = tuple(harmless)

@@ -136,12 +136,29 @@ def test_t5_folder_with_a_decoder_loads(tmp_path, t5_dir):
                                load_text_encoder(t5_dir).features("a red fox"), rtol=0, atol=0)
 
 
+def test_truncated_weight_file_is_a_clear_error(tiny_dirs, tmp_path, capfd):
+    folder = tmp_path / "truncated"
+    shutil.copytree(tiny_dirs["dinov2"], folder)
+    data = (folder / "model.safetensors").read_bytes()
+    (folder / "model.safetensors").write_bytes(data[: len(data) // 2])  # an interrupted download
+    capfd.readouterr()
+    with pytest.raises(TTSVarError, match=r"(?s)Could not load DINOv2 from .*truncated: SafetensorError.*facebook/dinov2-large"):
+        load_dinov2(folder)
+    assert capfd.readouterr() == ("", "")
+
+
 def test_quiet_loading_restores_transformers_settings(tiny_dirs, tmp_path):
+    import logging
+
     from transformers.utils import logging as hf_logging
 
-    before = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    def settings():
+        root = logging.getLogger("transformers")
+        return hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled(), root.handlers[:], root.propagate
+
+    before = settings()
     load_dinov2(tiny_dirs["dinov2"])
     folder = _edited_copy(tiny_dirs["dinov2"], tmp_path / "damaged", lambda sd: sd.pop("layernorm.weight"))
     with pytest.raises(TTSVarError):
         load_dinov2(folder)
-    assert (hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()) == before
+    assert settings() == before
