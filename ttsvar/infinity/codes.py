@@ -1,6 +1,6 @@
 """Bits → BSQ codes, the running code map, and the 8B spatial-patchify reshapes.
 
-These are the conventions pinned down by `shared/reference/infinity_tiny/README.md`
+These are the conventions pinned down by `tests/data/infinity_tiny/README.md`
 ("Conventions") and the official per-scale loop (notes §2.9):
 
 * bit b of channel i maps to (2b − 1)/√d, and each token's d-vector is L2-normalised;
