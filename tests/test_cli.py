@@ -49,8 +49,8 @@ def test_user_errors_are_one_clear_line(tmp_path, capsys):
     assert main(["generate", "--prompt", "a cat", "--out", str(tmp_path / "x.png")]) == 2
     assert "--transformer" in capsys.readouterr().err
     assert main(["generate", "--random-model", "tiny", "--pn", "0.06M", "--prompt", "a cat", "--strategy", "tts-var",
-                 "--out", str(tmp_path / "x.png")]) == 2
-    assert "custom" in capsys.readouterr().err
+                 "--schedule", "8,4", "--out", str(tmp_path / "x.png")]) == 2
+    assert "give exactly 7 counts" in capsys.readouterr().err
     assert main(["generate", "--random-model", "tiny", "--prompt", " ", "--out", str(tmp_path / "x.png")]) == 2
     assert "prompt is empty" in capsys.readouterr().err
 
