@@ -32,10 +32,11 @@ POSITION_THRESHOLD = 0.1
 
 
 class WorldObject(Protocol):
-    """What the rules look at: a class (shape name, or None when unrecognised), a colour, a box."""
+    """What the rules look at: a class (shape name; None when unrecognised), a colour (None: none of
+    the palette), a box."""
 
     shape: str | None
-    color: str
+    color: str | None
     bbox: tuple[float, float, float, float]  # x0, y0, x1, y1 as fractions of width and height
 
 
@@ -87,7 +88,7 @@ def evaluate(objects: Sequence[WorldObject], metadata: dict) -> tuple[bool, str]
             groups.append(None)
             continue
         if len(candidates) < need:
-            found = ", ".join(sorted(o.color for o in of_class))
+            found = ", ".join(sorted(o.color or "no colour" for o in of_class))
             reasons.append(f"expected {_describe(clause)}>={need}, found {len(candidates)} (colours: {found})")
             groups.append(None)
             continue

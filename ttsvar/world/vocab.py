@@ -30,7 +30,7 @@ colour-shifted output of a small generative model:
 
 from __future__ import annotations
 
-SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "cross", "diamond")
+SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "cross")
 
 COLORS: dict[str, tuple[int, int, int]] = {
     "red": (210, 35, 45),
