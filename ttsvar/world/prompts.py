@@ -159,10 +159,11 @@ def read_prompts(path: str | Path) -> list[Metadata]:
         if not line.strip():
             continue
         try:
-            metadata = json.loads(line)
+            out.append(validate_metadata(json.loads(line)))
         except json.JSONDecodeError as err:
             raise TTSVarError(f"{path}, line {number}: not valid JSON ({err.msg})") from None
-        out.append(validate_metadata(metadata))
+        except TTSVarError as err:
+            raise TTSVarError(f"{path}, line {number}: {err}") from None
     return out
 
 
