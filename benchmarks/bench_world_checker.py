@@ -74,7 +74,8 @@ def specks(count):
         radius = 0.015 * min(h, w)
         for _ in range(count):
             x, y = rng.uniform(0, w), rng.uniform(0, h)
-            draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=list(COLORS.values())[rng.integers(len(COLORS))])
+            color = list(COLORS.values())[rng.integers(len(COLORS))]
+            draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=color)
         return np.asarray(canvas)
     return apply
 
@@ -85,7 +86,8 @@ DISTORTIONS = [
     ("blur r=1", blur(1)), ("blur r=2", blur(2)), ("blur r=3", blur(3)), ("blur r=4", blur(4)), ("blur r=6", blur(6)),
     ("JPEG q=50", jpeg(50)), ("JPEG q=25", jpeg(25)), ("JPEG q=10", jpeg(10)), ("JPEG q=5", jpeg(5)),
     ("down-up ×2", down_up(2)), ("down-up ×4", down_up(4)), ("down-up ×8", down_up(8)),
-    ("colour shift ±30", color_shift(30)), ("colour shift ±45", color_shift(45)), ("colour shift ±60", color_shift(60)),
+    ("colour shift ±30", color_shift(30)), ("colour shift ±45", color_shift(45)),
+    ("colour shift ±60", color_shift(60)),
     ("8 specks", specks(8)), ("24 specks", specks(24)),
 ]
 

@@ -60,7 +60,8 @@ def test_prompts_follow_geneval_schema_and_templates():
     assert _prompt("a photo of a circle") == {"tag": "single_object", "include": [{"class": "circle", "count": 1}],
                                               "prompt": "a photo of a circle"}
     assert _prompt("a photo of three triangles") == {
-        "tag": "counting", "include": [{"class": "triangle", "count": 3}], "exclude": [{"class": "triangle", "count": 4}],
+        "tag": "counting", "include": [{"class": "triangle", "count": 3}],
+        "exclude": [{"class": "triangle", "count": 4}],
         "prompt": "a photo of three triangles"}
     assert _prompt("a photo of an orange cross")["include"] == [{"class": "cross", "count": 1, "color": "orange"}]
     # GenEval lists the reference object first; the subject points at it by index.

@@ -12,17 +12,19 @@ sets, ``write_prompts`` / ``read_prompts`` store them as GenEval's ``metadata.js
 """
 
 from .checker import CheckResult, DetectedObject, check, check_objects, detect
-from .prompts import all_prompts, hard_negative, prompt_set, read_prompts, sample_prompt, validate_metadata, write_prompts
+from .prompts import (all_prompts, hard_negative, prompt_set, read_prompts, sample_prompt, validate_metadata,
+                      write_prompts)
 from .render import render
 from .rules import relations
-from .scenes import Background, Scene, SceneObject, TrainingSample, sample_background, sample_scene, satisfies
-from .scenes import training_pairs, training_sample
+from .scenes import (Background, Scene, SceneObject, TrainingSample, clear_relation, sample_background, sample_scene,
+                     satisfies, training_pairs, training_sample)
 from .vocab import BACKGROUNDS, COLORS, COUNTS, NUMBER_WORDS, RELATIONS, SHAPES, TAGS, VOCABULARY
 
 __all__ = [
     "BACKGROUNDS", "COLORS", "COUNTS", "NUMBER_WORDS", "RELATIONS", "SHAPES", "TAGS", "VOCABULARY",
     "Background", "CheckResult", "DetectedObject", "Scene", "SceneObject", "TrainingSample",
-    "all_prompts", "check", "check_objects", "detect", "hard_negative", "prompt_set", "read_prompts", "relations",
+    "all_prompts", "check", "check_objects", "clear_relation", "detect", "hard_negative", "prompt_set", "read_prompts",
+    "relations",
     "render", "sample_background", "sample_prompt", "sample_scene", "satisfies", "training_pairs", "training_sample",
     "validate_metadata", "write_prompts",
 ]

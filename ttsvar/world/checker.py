@@ -17,10 +17,12 @@ Detection, step by step (every size is a fraction of the image, so any resolutio
 4. **Colour.** The palette colour that, mixed with the local background, best explains the
    component's pixels (smallest mean distance to the mixing segment). Edge pixels are part
    background: a plain nearest-colour rule would name red over white at 50/50 orange.
-5. **Shape.** The component's mask, cropped to its box and resampled to 32×32, against each
-   shape's template filling the same box: the shape is the template with the highest soft IoU,
-   or unrecognised (None, counted as nothing) when even that is below ``MIN_SHAPE_IOU``
-   or the box is far from square (merged or broken objects).
+5. **Shape.** The object colour's coverage of each pixel (read off the background-to-colour
+   segment), interpolated to at least 32 px across and cut at 50%, gives a sub-pixel outline;
+   cropped to its box and resampled to 32×32 it is compared with each shape's template cut the
+   same way, sharp or blurred (``TEMPLATE_BLURS``). The shape is the template with the highest
+   soft IoU, or unrecognised (None, counted as nothing) when even that is below
+   ``MIN_SHAPE_IOU`` or the box is far from square (merged or broken objects).
 
 Decision: GenEval's rules on the detected objects (``rules.evaluate``), the same rules
 ``satisfies`` applies to a scene's ground truth.
@@ -45,11 +47,12 @@ BORDER = 0.03
 """Width of the ring the background is fitted on, as a fraction of the shorter side (objects keep 0.04 away)."""
 MIN_AREA = 0.0025
 """Smallest component kept, as a fraction of the image area (41 px at 128²; the smallest object the
-world draws, a diamond 0.14 wide, covers 0.0098)."""
+world draws, a triangle 0.14 wide, covers 0.0098)."""
 TEMPLATE_SIZE = 32
-MIN_SHAPE_IOU = 0.6
-"""Below this soft IoU with the best template a blob is no shape. Clean renders score above 0.9;
-the closest pair of templates (circle, square) overlaps at 0.79."""
+MIN_SHAPE_IOU = 0.7
+"""Below this soft IoU with its best template a blob is no shape: it is then further from every
+shape than any two shapes' templates are from each other (0.71 to 0.85). Renders score above 0.9,
+blurred or compressed ones above 0.8."""
 MAX_BACKGROUND_RESIDUAL = 50.0
 """Median distance (RGB) of the border ring from the fitted background above which the image has
 no background and so no objects: half the gap between any background tone and the nearest object
@@ -198,13 +201,24 @@ def classify_color(pixels: np.ndarray, background: np.ndarray) -> tuple[str, flo
 
 
 def _mix_distance(pixels: np.ndarray, background: np.ndarray, color) -> np.ndarray:
-    """Distance of each pixel [n, 3] from the segment between its background [n, 3] and ``color``."""
-    offset = (pixels - background).T
-    direction = (np.asarray(color, dtype=np.float32) - background).T
+    """Distance of each pixel [..., 3] from the segment between its background [..., 3] and ``color``."""
+    return np.sqrt(_unmix(pixels, background, color)[1])
+
+
+def _coverage(pixels: np.ndarray, background: np.ndarray, color) -> np.ndarray:
+    """How much of each pixel [..., 3] the colour covers, read off the background-to-colour segment."""
+    return _unmix(pixels, background, color)[0]
+
+
+def _unmix(pixels: np.ndarray, background: np.ndarray, color) -> tuple[np.ndarray, np.ndarray]:
+    """Per pixel: the share t of ``color`` in the mix (1 - t) * background + t * color nearest the
+    pixel, clipped to 0..1, and the squared RGB distance from the pixel to that mix."""
+    offset = np.moveaxis(pixels - background, -1, 0)
+    direction = np.moveaxis(np.asarray(color, dtype=np.float32) - background, -1, 0)
     along = offset[0] * direction[0] + offset[1] * direction[1] + offset[2] * direction[2]
     length2 = direction[0] ** 2 + direction[1] ** 2 + direction[2] ** 2
     t = np.clip(along / np.maximum(length2, 1e-6), 0.0, 1.0)
-    return np.sqrt(_squared_distance(offset, t * direction))
+    return t, _squared_distance(offset, t * direction)
 
 
 def _squared_distance(planes: np.ndarray, other) -> np.ndarray:
@@ -214,15 +228,6 @@ def _squared_distance(planes: np.ndarray, other) -> np.ndarray:
         other = other.reshape(3, *([1] * (planes.ndim - 1)))
     d0, d1, d2 = planes[0] - other[0], planes[1] - other[1], planes[2] - other[2]
     return d0 * d0 + d1 * d1 + d2 * d2
-
-
-def _coverage(pixels: np.ndarray, background: np.ndarray, color) -> np.ndarray:
-    """How much of each pixel [H, W, 3] the colour covers, read off the background-to-colour segment."""
-    offset = (pixels - background).transpose(2, 0, 1)
-    direction = (np.asarray(color, dtype=np.float32) - background).transpose(2, 0, 1)
-    along = offset[0] * direction[0] + offset[1] * direction[1] + offset[2] * direction[2]
-    length2 = direction[0] ** 2 + direction[1] ** 2 + direction[2] ** 2
-    return np.clip(along / np.maximum(length2, 1e-6), 0.0, 1.0)
 
 
 def _fine_mask(coverage: np.ndarray) -> np.ndarray:

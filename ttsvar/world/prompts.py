@@ -55,7 +55,8 @@ def position(shape_a: str, relation: str, shape_b: str) -> Metadata:
 
 def color_attr(shape_a: str, color_a: str, shape_b: str, color_b: str) -> Metadata:
     return {"tag": "color_attr",
-            "include": [{"class": shape_a, "count": 1, "color": color_a}, {"class": shape_b, "count": 1, "color": color_b}],
+            "include": [{"class": shape_a, "count": 1, "color": color_a},
+                        {"class": shape_b, "count": 1, "color": color_b}],
             "prompt": f"a photo of {with_article(color_a)} {shape_a} and {with_article(color_b)} {shape_b}"}
 
 
@@ -153,7 +154,8 @@ def read_prompts(path: str | Path) -> list[Metadata]:
     """Read a JSON-lines prompt file, checking every line against the schema."""
     path = Path(path)
     if not path.is_file():
-        raise TTSVarError(f"prompt file {path} not found; write one with ttsvar.world.write_prompts(path, prompt_set(...))")
+        raise TTSVarError(f"prompt file {path} not found; "
+                          "write one with ttsvar.world.write_prompts(path, prompt_set(...))")
     out = []
     for number, line in enumerate(path.read_text().splitlines(), 1):
         if not line.strip():
