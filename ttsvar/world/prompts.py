@@ -6,7 +6,7 @@ the same class with ``count + 1``) and ``prompt`` (the caption, built with GenEv
 A file of such dicts, one per line, is what GenEval's scorer reads as ``metadata.jsonl``.
 
 The world is small, so each category has a finite list of distinct prompts (``all_prompts``):
-5 single-object, 20 two-object, 15 counting, 30 colour, 80 position and 600 colour-attribution
+4 single-object, 12 two-object, 12 counting, 24 colour, 48 position and 360 colour-attribution
 prompts. A balanced set of a few hundred prompts therefore repeats the small categories; it
 cycles through a shuffled list of all of them so every prompt appears equally often.
 """
