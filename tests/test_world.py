@@ -16,9 +16,9 @@ from PIL import Image, ImageFilter
 
 from ttsvar.errors import TTSVarError
 from ttsvar.world import (
-    COLORS, SHAPES, TAGS, VOCABULARY, Background, Scene, SceneObject, all_prompts, check, check_objects, detect,
-    hard_negative, prompt_set, read_prompts, relations, render, sample_prompt, sample_scene, satisfies,
-    training_pairs, training_sample, write_prompts,
+    COLORS, MAX_CAPTION_WORDS, SHAPES, TAGS, VOCABULARY, Background, Scene, SceneObject, all_prompts, check,
+    check_objects, detect, hard_negative, prompt_set, read_prompts, relations, render, sample_prompt, sample_scene,
+    satisfies, training_pairs, training_sample, write_prompts,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -81,6 +81,7 @@ def test_every_caption_uses_the_vocabulary():
     captions = [json.loads(line)["prompt"] for tag in TAGS for line in all_prompts(tag)]
     captions += [training_sample(0, i, descriptive=1.0).caption for i in range(200)]
     used = {word for caption in captions for word in caption.split()}
+    assert max(len(caption.split()) for caption in captions) == MAX_CAPTION_WORDS
     assert used <= set(VOCABULARY)
     assert set(VOCABULARY) <= used, "VOCABULARY lists words no caption can contain"
 

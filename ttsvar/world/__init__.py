@@ -19,10 +19,10 @@ from .render import render
 from .rules import relations
 from .scenes import (Background, Scene, SceneObject, TrainingSample, clear_relation, sample_background, sample_scene,
                      satisfies, training_pairs, training_sample)
-from .vocab import BACKGROUNDS, COLORS, COUNTS, NUMBER_WORDS, RELATIONS, SHAPES, TAGS, VOCABULARY
+from .vocab import BACKGROUNDS, COLORS, COUNTS, MAX_CAPTION_WORDS, NUMBER_WORDS, RELATIONS, SHAPES, TAGS, VOCABULARY
 
 __all__ = [
-    "BACKGROUNDS", "COLORS", "COUNTS", "NUMBER_WORDS", "RELATIONS", "SHAPES", "TAGS", "VOCABULARY",
+    "BACKGROUNDS", "COLORS", "COUNTS", "MAX_CAPTION_WORDS", "NUMBER_WORDS", "RELATIONS", "SHAPES", "TAGS", "VOCABULARY",
     "Background", "CheckResult", "DetectedObject", "Scene", "SceneObject", "TrainingSample",
     "all_prompts", "check", "check_objects", "clear_relation", "detect", "hard_negative", "prompt_set", "read_prompts",
     "relations",

@@ -94,3 +94,6 @@ def _vocabulary() -> tuple[str, ...]:
 VOCABULARY: tuple[str, ...] = _vocabulary()
 """Every word a caption of this world can contain, lower case, in a fixed order (a word-level
 text encoder may use the position in this tuple as the token id)."""
+
+MAX_CAPTION_WORDS = 11
+"""The longest caption the world writes: "a photo of an orange triangle left of a purple cross"."""
