@@ -178,10 +178,11 @@ def test_missing_filter_and_bad_inputs_are_clear_errors(tiny_model, tiny_conditi
         def score(self, images, prompts):
             return torch.full((images.shape[0],), float("nan"))
 
+    # the checks read the scores, not the images: decode at the scorer's 16² instead of 4 × 256²
     with pytest.raises(TTSVarError, match="one score per image"):
-        reward_resample(state, WrongShape())
+        reward_resample(state, WrongShape(), preview_size=True)
     with pytest.raises(TTSVarError, match="NaN"):
-        select_best(state, NotANumber())
+        select_best(state, NotANumber(), images=torch.zeros(4, 3, 16, 16))
 
 
 def test_a_condition_from_another_model_is_refused(tiny_model, grid):

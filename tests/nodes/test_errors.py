@@ -48,13 +48,13 @@ def test_tiny_mixed_with_real_file(mappings):
     _raises(lambda: mappings["TTSVAR_InfinityLoader"]().load(TINY, "infinity_vae_d32reg.pth", "auto"), "input 'vae'")
 
 
-def test_transformer_file_in_the_vae_slot_blames_the_vae(mappings, reference_dir, tmp_path, monkeypatch):
+def test_transformer_file_in_the_vae_slot_blames_the_vae(mappings, reference_files, tmp_path, monkeypatch):
     from nodes_under_test import comfy_bridge
 
     if comfy_bridge.comfy_available():
         pytest.skip("ComfyUI's folder_paths is importable here")
     (tmp_path / "infinity").mkdir()
-    (tmp_path / "infinity" / "transformer.pth").symlink_to(reference_dir / "transformer.pth")
+    (tmp_path / "infinity" / "transformer.pth").symlink_to(reference_files.transformer_pth)
     monkeypatch.setenv("TTSVAR_MODELS_DIR", str(tmp_path))
     msg = _raises(lambda: mappings["TTSVAR_InfinityLoader"]().load("transformer.pth", "transformer.pth", "auto"),
                   "input 'vae'", "not an Infinity BSQ VAE")

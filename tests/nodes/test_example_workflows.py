@@ -62,12 +62,10 @@ def _resolutions(name):
 
 
 @pytest.mark.parametrize("name,side", [(n, s) for n in NAMES for s in _resolutions(n)])
-def test_workflow_runs_on_tiny_model(name, side, mappings):
-    _, api = _load(name)
-    runner = Runner(mappings)
-    runner.run(ci_variant(api, side))
-    assert runner.images, "the workflow has an image output"
-    for images in runner.images.values():
+def test_workflow_runs_on_tiny_model(name, side, workflow_run):
+    _, runner, outputs = workflow_run(name, side)
+    assert outputs, "the workflow has an image output"
+    for images in outputs.values():
         assert images.dtype == torch.float32 and images.ndim == 4 and images.shape[-1] == 3
         assert images.shape[1:3] == (side, side), images.shape
         assert 0.0 <= float(images.min()) and float(images.max()) <= 1.0

@@ -138,7 +138,7 @@ PN_FOR_SIDE = {256: "0.06M", 512: "0.25M", 768: "0.60M", 1024: "1M"}
 MODEL_FILE_INPUTS = ("transformer", "vae", "encoder", "weights")
 
 
-def ci_variant(api: dict, side: int = 512, demo: str = TINY) -> dict:
+def ci_variant(api: dict, side: int, demo: str = TINY) -> dict:
     """The same workflow on a demo model at side×side: every loader combo becomes the demo entry,
     1M budgets become the budget of that side and 1024 sizes become it. The graph is unchanged.
     (The one place tests switch workflows to demo models: the browser test mirrors it in JS.)"""
