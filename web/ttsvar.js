@@ -175,7 +175,9 @@ function drawTree(view, ctx, model, left, top, w, sizes) {
   rows.forEach((row, r) => {  // links first, under the thumbnails
     const next = rows[r + 1];
     if (!next) return;
-    const yFrom = row.y + row.c + (row.kind === "cluster" ? 4 : 0), yTo = next.y;
+    // from below the captions (name and reward), so a line never crosses their text
+    const below = row.kind === "cluster" ? 4 : 0;
+    const yFrom = row.y + row.c + (row.caption ? below + 12 : below), yTo = next.y;
     for (const link of row.links) {
       const a = row.pos[link.from], b = next.pos[link.to];
       if (!a || !b) continue;
