@@ -68,6 +68,7 @@ const queued = await page.evaluate(async () => {
     if (["transformer", "vae", "encoder", "weights"].includes(w.name) && typeof w.value === "string") w.value = "(tiny random demo)";
     else if (w.name === "pn" && w.value === "1M") w.value = "0.25M";
     else if (["width", "height"].includes(w.name) && w.value === 1024) w.value = 512;
+    else if (w.name === "decode_at_model_size" && w.value === false) w.value = true;
     else continue;
     changed.push(`${n.type}.${w.name}`);
   }
