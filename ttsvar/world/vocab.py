@@ -1,0 +1,99 @@
+"""The constants of the synthetic world: shapes, colours, backgrounds, counts, relations, words.
+
+Chosen so that a checker can tell every attribute apart from pixels alone, even on the blurry,
+colour-shifted output of a small generative model:
+
+- **Shapes** are axis-aligned and fill a square bounding box, so a shape is told by its geometry
+  inside that box, which survives blur and small sizes:
+
+  ========  =====================  ==========================  ===========================
+  shape     area / bounding box    where the mass sits          what tells it from the rest
+  ========  =====================  ==========================  ===========================
+  circle    0.79                   centred                      round, no corners
+  square    1.00                   centred                      fills its box
+  triangle  0.50 (apex up)         low (centroid at 2/3 down)   top-bottom asymmetry
+  cross     0.64 (arms 0.4 wide)   centred, concave             empty box corners, arms
+  ========  =====================  ==========================  ===========================
+
+  The closest pair (circle, square) overlaps at IoU 0.79 in a common box. A diamond was tried and
+  dropped: blurred, its outline is as near a circle's or a cross's as its own (at a 2 px blur the
+  checker took over half of them for one of those; with blurred templates it took clean circles
+  for blurred diamonds). Stars, hearts and rings were not tried: their defining details (points,
+  the hole) vanish at 20 px after a stride-8 VAE.
+- **Colours** are six saturated hues named as GenEval names them; in RGB every pair is at least
+  98 apart (orange/yellow is the closest pair) so a colour shifted by a few tens of levels still
+  lands on the right name.
+- **Backgrounds** are unsaturated light or dark tones (plain, a gentle gradient between two tones
+  of the same group, or a low-amplitude smooth texture); every background tone is at least 100
+  (RGB) from every object colour, and a gradient never crosses the mid-grey band where it would
+  approach purple or green.
+"""
+
+from __future__ import annotations
+
+SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "cross")
+
+COLORS: dict[str, tuple[int, int, int]] = {
+    "red": (210, 35, 45),
+    "orange": (245, 125, 15),
+    "yellow": (240, 220, 40),
+    "green": (45, 165, 70),
+    "blue": (40, 90, 215),
+    "purple": (140, 60, 190),
+}
+
+BACKGROUNDS: dict[str, tuple[int, int, int]] = {
+    "white": (238, 238, 234),
+    "light grey": (204, 204, 202),
+    "cream": (236, 226, 200),
+    "mist": (206, 214, 224),
+    "dark grey": (64, 64, 68),
+    "charcoal": (38, 40, 46),
+}
+"""Background tones. A gradient joins two tones of one group (see BACKGROUND_GROUPS)."""
+
+BACKGROUND_GROUPS: tuple[tuple[str, ...], ...] = (
+    ("white", "light grey", "cream", "mist"),
+    ("dark grey", "charcoal"),
+)
+
+BACKGROUND_KINDS: tuple[str, ...] = ("plain", "gradient", "texture")
+
+COUNTS: tuple[int, ...] = (1, 2, 3, 4)
+"""Object counts a scene can have; counting prompts use 2..4 as GenEval does."""
+
+NUMBER_WORDS: dict[int, str] = {2: "two", 3: "three", 4: "four"}
+
+RELATIONS: tuple[str, ...] = ("left of", "right of", "above", "below")
+
+TAGS: tuple[str, ...] = ("single_object", "two_object", "counting", "colors", "position", "color_attr")
+"""GenEval's six categories, in GenEval's order."""
+
+
+def plural(noun: str) -> str:
+    """GenEval's plural rule (nouns ending in 's' take 'es'): cross -> crosses, circle -> circles."""
+    return f"{noun}es" if noun.endswith("s") else f"{noun}s"
+
+
+def with_article(word_phrase: str) -> str:
+    """'a circle', 'an orange circle' (GenEval chooses the article by the first letter)."""
+    return f"an {word_phrase}" if word_phrase[0] in "aeiou" else f"a {word_phrase}"
+
+
+def _vocabulary() -> tuple[str, ...]:
+    words = ["a", "an", "photo", "of", "and"]
+    words += list(NUMBER_WORDS.values())
+    words += list(COLORS)
+    for shape in SHAPES:
+        words += [shape, plural(shape)]
+    for relation in RELATIONS:
+        words += [w for w in relation.split() if w not in words]
+    return tuple(words)
+
+
+VOCABULARY: tuple[str, ...] = _vocabulary()
+"""Every word a caption of this world can contain, lower case, in a fixed order (a word-level
+text encoder may use the position in this tuple as the token id)."""
+
+MAX_CAPTION_WORDS = 11
+"""The longest caption the world writes: "a photo of an orange triangle left of a purple cross"."""
