@@ -156,7 +156,7 @@ def test_missing_filter_and_bad_inputs_are_clear_errors(tiny_model, tiny_conditi
 
     # the checks read the scores, not the images: decode at the scorer's 16² instead of 4 × 256²
     with pytest.raises(TTSVarError, match="one score per image"):
-        reward_resample(state, WrongShape(), preview_size=True)
+        reward_resample(state, WrongShape(), fast_filters=True)
     with pytest.raises(TTSVarError, match="NaN"):
         select_best(state, NotANumber(), images=torch.zeros(4, 3, 16, 16))
 
