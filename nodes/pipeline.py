@@ -145,7 +145,7 @@ class TTSVAR_StartState:
                 "pn": ([PN_AUTO] + list(PN_CHOICES), tip("Pixel budget (number of scales). auto = the one matching the schedule's length.", default=PN_AUTO)),
                 "cfg": ("FLOAT", tip("Classifier-free guidance scale (paper: 3).", default=3.0, min=0.0, max=30.0, step=0.1)),
                 "tau": ("FLOAT", tip("Sampling temperature (paper: 0.5; lower = safer, less diverse).", default=0.5, min=0.01, max=5.0, step=0.01)),
-                "top_p": ("FLOAT", tip("Nucleus sampling threshold (paper: 0.97; 1 = off).", default=0.97, min=0.01, max=1.0, step=0.01)),
+                "top_p": ("FLOAT", tip("Nucleus sampling threshold (paper: 0.97; 1 = off). As the official Infinity sampler, the more likely value of each bit is always kept, so below 0.5 each bit takes its majority value.", default=0.97, min=0.01, max=1.0, step=0.01)),
                 "seed": ("INT", tip("Seed: randomness derives from (seed, scale, candidate), so results do not depend on how the graph is split.", default=0, min=0, max=MAX_SEED, control_after_generate=True)),
             },
             "optional": {
@@ -481,7 +481,7 @@ class TTSVAR_Sampler:
                 "height": ("INT", tip("Image height; snapped to the nearest Infinity template.", default=1024, min=64, max=4096, step=16)),
                 "cfg": ("FLOAT", tip("Classifier-free guidance scale (paper: 3).", default=3.0, min=0.0, max=30.0, step=0.1)),
                 "tau": ("FLOAT", tip("Sampling temperature (paper: 0.5).", default=0.5, min=0.01, max=5.0, step=0.01)),
-                "top_p": ("FLOAT", tip("Nucleus sampling threshold (paper: 0.97).", default=0.97, min=0.01, max=1.0, step=0.01)),
+                "top_p": ("FLOAT", tip("Nucleus sampling threshold (paper: 0.97). As the official Infinity sampler, the more likely value of each bit is always kept, so below 0.5 each bit takes its majority value.", default=0.97, min=0.01, max=1.0, step=0.01)),
                 "seed": ("INT", tip("Seed.", default=0, min=0, max=MAX_SEED, control_after_generate=True)),
                 "potential": (list(POTENTIALS), tip("Resampling potential: value (official), diff, max or sum over the scored scales (see score_from_scale).", default="value")),
                 "lam": ("FLOAT", tip("λ of the resampling weights exp(λ·P) (paper: 10).", default=10.0, min=0.0, max=1000.0, step=0.1)),

@@ -75,7 +75,8 @@ def candidate_seed(seed: int, scale: int, lineage: int) -> int:
 def top_p_bit_probability(logits: torch.Tensor, top_p: float) -> torch.Tensor:
     """P(bit = 1) after top-p, from logits [..., 2] (classes 0 and 1).
 
-    The official sampler sorts each bit's two logits ascending, removes the entries whose
+    The official sampler (Infinity's ``sample_with_top_k_top_p_also_inplace_modifying_logits_``,
+    which TTS-VAR copies) sorts each bit's two logits ascending, removes the entries whose
     cumulative softmax is ≤ 1 − top_p and always keeps the last (the more likely class). With two
     classes that reads: the less likely class is dropped when its probability is ≤ 1 − top_p, and
     the more likely one is never dropped, whatever top_p is (at an exact tie, class 1 counts as the
