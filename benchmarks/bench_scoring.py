@@ -7,6 +7,13 @@ preprocessing and forward paths (and to compare batch sizes). Run from the repos
 
 The tiny models are those of tests/scoring/conftest.py (32-px inputs, 2-layer towers), so the
 figures measure overheads (resize, tokenise, Python), not the real models' FLOPs.
+
+    python benchmarks/bench_scoring.py --resize [--image 1024] [--batch 8]
+
+compares the official input resize instead (uint8 image → 224², Pillow; DINOv2 bilinear,
+ImageReward/HPSv2 bicubic): Pillow itself image by image, our exact tensor version
+(ttsvar.scoring.pil_resize), and torch's float antialiased interpolate; images/s and the
+difference to Pillow (horizontal pass first, as every Pillow before 13).
 """
 
 from __future__ import annotations
@@ -40,6 +47,35 @@ def _time(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
+def resize_rows(batch: int, side: int, repeats: int) -> None:
+    import numpy as np
+    from PIL import Image
+
+    from ttsvar.scoring.pil_resize import pil_resize
+
+    g = torch.Generator().manual_seed(0)
+    smooth = torch.nn.functional.interpolate(torch.rand(batch, 3, 32, 32, generator=g), size=(side, side), mode="bicubic")
+    images = (smooth + 0.15 * torch.randn(batch, 3, side, side, generator=g)).clamp(0, 1).mul(255).to(torch.uint8)
+    print(f"uint8 {batch}×{side}² → 224², {torch.get_num_threads()} threads, median of {repeats}")
+    print(f"{'filter':9s} {'path':24s} {'img/s':>8s} {'max |Δ|':>8s} {'mean |Δ|':>9s}  (Δ in 1/255 units)")
+    for name, resample in (("bilinear", Image.BILINEAR), ("bicubic", Image.BICUBIC)):
+        def pillow():
+            return torch.stack([torch.from_numpy(np.array(Image.fromarray(i.permute(1, 2, 0).numpy()).resize(
+                (224, 224), resample))).permute(2, 0, 1) for i in images])
+
+        ref = pillow().float()
+        paths = {
+            "Pillow, image by image": pillow,
+            "ttsvar pil_resize": lambda: pil_resize(images, (224, 224), name),
+            "torch float antialias": lambda: torch.nn.functional.interpolate(
+                images.float() / 255, size=(224, 224), mode=name, antialias=True).clamp(0, 1) * 255,
+        }
+        for label, fn in paths.items():
+            t = _time(fn, repeats)
+            d = (fn().float() - ref).abs()
+            print(f"{name:9s} {label:24s} {batch / t:8.1f} {d.max().item():8.3f} {d.mean().item():9.4f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--batch", type=int, default=16)
@@ -48,9 +84,13 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1,
                     help="torch threads (default 1: tiny models gain nothing from more, and on a shared machine "
                          "OpenMP threads waiting for a busy core make the figures noisy; 0 = torch's default)")
+    ap.add_argument("--resize", action="store_true", help="compare the official input resize paths instead")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.resize:
+        resize_rows(args.batch, args.image, args.repeats)
+        return
     import transformers
 
     transformers.logging.set_verbosity_error()

@@ -34,7 +34,7 @@ except Exception:  # noqa: BLE001 - any failure means "not inside ComfyUI"
 MODEL_FOLDERS = {
     "infinity": "infinity",  # Infinity transformers and their VAEs (.pth / .safetensors / sharded folders)
     "ttsvar_rewards": "ttsvar_rewards",  # reward models (ImageReward.pt + med_config.json, HPS_v2.1, ...)
-    "ttsvar_features": "ttsvar_features",  # feature extractors for the cluster filter (dinov2-large/)
+    "ttsvar_features": "ttsvar_features",  # feature extractors for the cluster filter (dinov2-with-registers-large/)
 }
 MODEL_EXTENSIONS = {".pth", ".pt", ".bin", ".safetensors", ".ckpt"}
 

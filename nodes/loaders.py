@@ -37,7 +37,7 @@ EXPECTED = {
     "text_encoder": ("flan-t5-xl/",),
     "imagereward": ("ImageReward.pt",),
     "hpsv2": ("HPS_v2.1_compressed.pt",),
-    "dinov2": ("dinov2-large/",),
+    "dinov2": ("dinov2-with-registers-large/",),
 }
 
 
@@ -146,9 +146,10 @@ class TTSVAR_TextEncoderLoader:
 
 class TTSVAR_FeatureExtractorLoader:
     DESCRIPTION = (
-        "Loads the feature extractor the cluster filter uses (paper: DINOv2 ViT-L/14, patch tokens reduced "
-        "by PCA to one value per patch). Files go in models/ttsvar_features (e.g. the folder dinov2-large/ "
-        "from facebook/dinov2-large)."
+        "Loads the feature extractor the cluster filter uses (the official code: DINOv2 ViT-L/14 with registers, "
+        "patch tokens reduced by PCA to one value per patch). Files go in models/ttsvar_features: the folder "
+        "dinov2-with-registers-large/ from facebook/dinov2-with-registers-large (dinov2-large/ without registers "
+        "works too, but is not what the official code uses)."
     )
     CATEGORY = f"{CATEGORY}/loaders"
     RETURN_TYPES = (FEATURES,)
@@ -160,8 +161,8 @@ class TTSVAR_FeatureExtractorLoader:
     def INPUT_TYPES(cls):
         return {
             "required": {
-                "family": (list(FEATURE_FAMILIES), tip("Which extractor and pooling: DINOv2 with PCA (the paper's), DINOv2 with mean pooling, or CLIP image embeddings.", default=FEATURE_FAMILIES[0])),
-                "weights": (_choices("ttsvar_features"), tip("Folder or file in models/ttsvar_features (dinov2-large/ for DINOv2); '(tiny random demo)' = random features.")),
+                "family": (list(FEATURE_FAMILIES), tip("Which extractor and pooling: DINOv2 with PCA (the paper's and the official default), DINOv2 with mean pooling, or CLIP image embeddings.", default=FEATURE_FAMILIES[0])),
+                "weights": (_choices("ttsvar_features"), tip("Folder or file in models/ttsvar_features (dinov2-with-registers-large/ for the official DINOv2 with registers); '(tiny random demo)' = random features.")),
             }
         }
 

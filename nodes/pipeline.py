@@ -162,7 +162,7 @@ class TTSVAR_StartState:
                 "pn": ([PN_AUTO] + list(PN_CHOICES), tip("Pixel budget (number of scales): auto = the schedule's, which must be the one width × height ask for; a value here must agree with both (it is a check, it never changes the size).", default=PN_AUTO)),
                 "cfg": ("FLOAT", tip("Classifier-free guidance scale (paper: 3).", default=3.0, min=0.0, max=30.0, step=0.1)),
                 "tau": ("FLOAT", tip("Sampling temperature (paper: 0.5; lower = safer, less diverse).", default=0.5, min=0.01, max=5.0, step=0.01)),
-                "top_p": ("FLOAT", tip("Nucleus sampling threshold (paper: 0.97; 1 = off).", default=0.97, min=0.01, max=1.0, step=0.01)),
+                "top_p": ("FLOAT", tip("Nucleus sampling threshold (paper: 0.97; 1 = off). As the official Infinity sampler, the more likely value of each bit is always kept, so below 0.5 each bit takes its majority value.", default=0.97, min=0.01, max=1.0, step=0.01)),
                 "seed": ("INT", tip("Seed: randomness derives from (seed, scale, candidate), so results do not depend on how the graph is split.", default=0, min=0, max=MAX_SEED, control_after_generate=True)),
             },
             "optional": {
@@ -274,17 +274,25 @@ class TTSVAR_SampleScales:
             "required": {
                 "state": (STATE, tip("The state to continue.")),
                 "until_scale": ("INT", tip("Exclusive end scale index (3 = sample through scale 2). 0 = up to and including the next scale where the schedule drops candidates (the next filter point); -1 = through the last scale.", default=0, min=-1, max=64)),
-            }
+            },
+            "optional": {
+                "reward_model": (REWARD, tip("Optional (paper-defined potentials): score every scale this node samples and add it to the reward history, so Reward Resample's diff/max/sum run over every scale as the paper defines them. Not connected (default, as the official code): the history holds only the scales a resample scored. Costs a full-resolution decode and a reward call per candidate per scale.")),
+            },
         }
 
     @guarded("TTS-VAR Sample Scales")
-    def sample(self, state, until_scale):
+    def sample(self, state, until_scale, reward_model=None):
         from ttsvar.sampler import sample_scales
+        from ttsvar.search.filters import sample_scoring_each_scale
 
         until = preflight.sample_until(Shape.of(_check_state(state)), int(until_scale))
-        bridge.load_models([getattr(state, "model", None)])
+        if reward_model is not None and not hasattr(reward_model, "score"):
+            raise InputError("reward_model", f"expected a {REWARD}, got {type(reward_model).__name__}.")
+        bridge.load_models([getattr(state, "model", None), reward_model])
         on_scale = bridge.scale_callback(int(state.num_scales), int(state.next_scale), preview=_preview_pil)
         with blame("state"):
+            if reward_model is not None:
+                return (sample_scoring_each_scale(state, reward_model, until, on_scale=on_scale),)
             return (sample_scales(state, until=until, on_scale=on_scale),)
 
 
@@ -306,7 +314,8 @@ class TTSVAR_ClusterFilter:
     DESCRIPTION = (
         "Keeps diverse candidates: decodes the intermediate images, embeds them with the feature extractor "
         "and keeps the candidate nearest each of 'keep' K-Means++ centres (no reward). The paper uses it at "
-        "the early scales (after 2 and 5)."
+        "the early scales (after 2 and 5). Defaults are the official code's: full-resolution 8-bit previews, "
+        "KMeans(random_state=0) with one k-means++ run on float32 features."
     )
     CATEGORY = SEARCH
     RETURN_TYPES = (STATE,)
@@ -321,15 +330,15 @@ class TTSVAR_ClusterFilter:
                 "state": (STATE, tip("A state after some sampled scales.")),
                 "feature_extractor": (FEATURES, tip("From TTS-VAR Load Feature Extractor (DINOv2 with PCA in the paper).")),
                 "keep": ("INT", tip("How many candidates to keep; 0 = what the schedule says after the last sampled scale.", default=0, min=0, max=4096)),
-                "seed": ("INT", tip("K-Means++ initialisation seed.", default=0, min=0, max=MAX_SEED, control_after_generate=True)),
+                "seed": ("INT", tip("K-Means' random_state. 0 (default) = the official code's fixed value, independent of the generation seed; other values are an option.", default=0, min=0, max=MAX_SEED, control_after_generate="fixed")),
             },
             "optional": {
-                "decode_at_model_size": ("BOOLEAN", tip("Decode the intermediate images at the size the feature extractor reads (about 20x less VAE work at 1024², slightly different images) instead of at full resolution.", default=True)),
+                "decode_at_model_size": ("BOOLEAN", tip("Fast filters. Off (default) = the official TTS-VAR behaviour: the intermediate images are decoded at full resolution and quantised to 8 bits. On = decoded at about the size the feature extractor reads: about 20x less VAE work at 1024², slightly different images, which can change which candidates are kept.", default=False)),
             },
         }
 
     @guarded("TTS-VAR Cluster Filter")
-    def filter(self, state, feature_extractor, keep, seed, decode_at_model_size=True):
+    def filter(self, state, feature_extractor, keep, seed, decode_at_model_size=False):
         from ttsvar.search.filters import cluster_filter
 
         keep = preflight.filter_keep(Shape.of(_check_state(state)), int(keep))
@@ -338,8 +347,8 @@ class TTSVAR_ClusterFilter:
         bridge.load_models([getattr(state, "model", None), feature_extractor])
         bridge.check_interrupt()
         with blame("keep"):
-            return (cluster_filter(state, feature_extractor, keep=keep, seed=int(seed), preview_size=bool(decode_at_model_size),
-                                   thumbnails=STEP_THUMBNAIL),)
+            return (cluster_filter(state, feature_extractor, keep=keep, seed=int(seed),
+                                   fast_filters=bool(decode_at_model_size), thumbnails=STEP_THUMBNAIL),)
 
 
 class TTSVAR_RewardResample:
@@ -360,17 +369,17 @@ class TTSVAR_RewardResample:
             "required": {
                 "state": (STATE, tip("A state after some sampled scales.")),
                 "reward_model": (REWARD, tip("From TTS-VAR Load Reward Model or Combine Rewards.")),
-                "potential": (list(POTENTIALS), tip("How rewards become the resampling potential: value, diff, max or sum over scored scales.", default="value")),
+                "potential": (list(POTENTIALS), tip("How rewards become the resampling potential: value (the current reward; the official code's and the paper's choice), diff (change since the previous scored scale), max or sum over the scored scales. Scored scales are the resample scales, plus every scale a Sample Scales node with a reward model sampled: connect one from scale 0 on for the paper's definitions over every scale.", default="value")),
                 "lam": ("FLOAT", tip("λ, the sharpness of exp(λ·P): 0 = uniform, large = greedy (paper: 10).", default=10.0, min=0.0, max=1000.0, step=0.1)),
                 "keep": ("INT", tip("How many candidates to draw; 0 = what the schedule says after the last sampled scale.", default=0, min=0, max=4096)),
             },
             "optional": {
-                "decode_at_model_size": ("BOOLEAN", tip("Decode the intermediate images at the size the reward model reads (about 20x less VAE work at 1024², slightly different images) instead of at full resolution.", default=True)),
+                "decode_at_model_size": ("BOOLEAN", tip("Fast filters. Off (default) = the official TTS-VAR behaviour: the intermediate images are decoded at full resolution and quantised to 8 bits. On = decoded at about the size the reward model reads: about 20x less VAE work at 1024², slightly different images, which can change which candidates are kept.", default=False)),
             },
         }
 
     @guarded("TTS-VAR Reward Resample")
-    def resample(self, state, reward_model, potential, lam, keep, decode_at_model_size=True):
+    def resample(self, state, reward_model, potential, lam, keep, decode_at_model_size=False):
         from ttsvar.search.filters import reward_resample
 
         keep = preflight.filter_keep(Shape.of(_check_state(state)), int(keep))
@@ -380,7 +389,7 @@ class TTSVAR_RewardResample:
         bridge.check_interrupt()
         with blame("potential"):
             return (reward_resample(state, reward_model, potential=potential, lam=float(lam), keep=keep,
-                                    preview_size=bool(decode_at_model_size), thumbnails=STEP_THUMBNAIL),)
+                                    fast_filters=bool(decode_at_model_size), thumbnails=STEP_THUMBNAIL),)
 
 
 class TTSVAR_SelectBest:
@@ -496,29 +505,34 @@ class TTSVAR_Sampler:
                 "height": ("INT", tip(SIZE_TIP.format(side="height"), default=1024, min=64, max=4096, step=16)),
                 "cfg": ("FLOAT", tip("Classifier-free guidance scale (paper: 3).", default=3.0, min=0.0, max=30.0, step=0.1)),
                 "tau": ("FLOAT", tip("Sampling temperature (paper: 0.5).", default=0.5, min=0.01, max=5.0, step=0.01)),
-                "top_p": ("FLOAT", tip("Nucleus sampling threshold (paper: 0.97).", default=0.97, min=0.01, max=1.0, step=0.01)),
+                "top_p": ("FLOAT", tip("Nucleus sampling threshold (paper: 0.97). As the official Infinity sampler, the more likely value of each bit is always kept, so below 0.5 each bit takes its majority value.", default=0.97, min=0.01, max=1.0, step=0.01)),
                 "seed": ("INT", tip("Seed.", default=0, min=0, max=MAX_SEED, control_after_generate=True)),
-                "potential": (list(POTENTIALS), tip("Resampling potential (value, diff, max, sum).", default="value")),
+                "potential": (list(POTENTIALS), tip("Resampling potential: value (official), diff, max or sum over the scored scales (see score_from_scale).", default="value")),
                 "lam": ("FLOAT", tip("λ of the resampling weights exp(λ·P) (paper: 10).", default=10.0, min=0.0, max=1000.0, step=0.1)),
             },
             "optional": {
                 "reward_model": (REWARD, tip("Needed by every strategy except raw.")),
                 "feature_extractor": (FEATURES, tip("Needed by tts-var (cluster filter).")),
-                "decode_at_model_size": ("BOOLEAN", tip("Filters look at intermediate images decoded at the size their model reads (about 20x less VAE work at 1024², slightly different images) instead of at full resolution.", default=True)),
+                "decode_at_model_size": ("BOOLEAN", tip("Fast filters. Off (default) = the official TTS-VAR behaviour: the intermediate images are decoded at full resolution and quantised to 8 bits. On = decoded at about the size the filter's model reads: about 20x less VAE work at 1024², slightly different images, which can change which candidates are kept.", default=False)),
+                "score_from_scale": ("INT", tip("Paper-defined potentials: also score every scale from this index on (0 = every scale, the paper's DIFF/MAX/SUM), so the potential runs over all of them. -1 (default, as the official code) = only the scales a filter scores. Each extra scale costs a full-resolution decode and a reward call per candidate.", default=-1, min=-1, max=64)),
             },
             "hidden": {"prompt": "PROMPT", "unique_id": "UNIQUE_ID"},
         }
 
     @guarded("TTS-VAR Sampler", oom_advice=SAMPLER_OOM_ADVICE)
     def run(self, model, condition, strategy, n, width, height, cfg, tau, top_p, seed, potential, lam, reward_model=None,
-            feature_extractor=None, decode_at_model_size=True, prompt=None, unique_id=None):
+            feature_extractor=None, decode_at_model_size=False, score_from_scale=-1, prompt=None, unique_id=None):
         from ttsvar.pipelines import plan, run_strategy
 
         if strategy != "raw" and reward_model is None:
             raise InputError("reward_model", f"strategy '{strategy}' needs a reward model; connect TTS-VAR Load Reward Model.")
+        if int(score_from_scale) >= 0 and reward_model is None:
+            raise InputError("reward_model", "score_from_scale scores every scale from there on: connect TTS-VAR Load Reward Model (or set it to -1).")
         if strategy == "tts-var" and feature_extractor is None:
             raise InputError("feature_extractor", "strategy 'tts-var' needs a feature extractor for its cluster filter; connect TTS-VAR Load Feature Extractor.")
         grid = requested_grid(int(width), int(height))
+        if int(score_from_scale) >= grid.num_scales:
+            raise InputError("score_from_scale", f"is {score_from_scale}, but this resolution has scales 0..{grid.num_scales - 1}; use -1 to score only where a filter scores.")
         with blame("strategy"):
             schedule, _ = plan(strategy, int(n), grid.num_scales)
         # the state output holds the one selected candidate, every scale sampled
@@ -530,6 +544,7 @@ class TTSVAR_Sampler:
                 model, condition, strategy=strategy, n=int(n), grid=grid, reward=reward_model,
                 extractor=feature_extractor, cfg=float(cfg), tau=float(tau), top_p=float(top_p), seed=int(seed),
                 potential=potential, lam=float(lam), on_scale=on_scale, fast_filters=bool(decode_at_model_size),
+                score_from=None if int(score_from_scale) < 0 else int(score_from_scale),
                 thumbnails=STEP_THUMBNAIL,
             )
         ui = {**_lineage_ui(result.state, result.images, "Sampler"), "ttsvar_size": [size_report(int(width), int(height), grid)]}

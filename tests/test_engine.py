@@ -61,7 +61,7 @@ def test_split_calls_rebuilt_cache_and_reruns_are_identical(tiny_model, tiny_con
 
 def test_only_the_newest_state_of_a_chain_holds_a_cache(tiny_model, tiny_condition, grid, extractor):
     states = [sample_scales(_start(tiny_model, tiny_condition, grid, [4, 4, 2, 2, 2, 2, 2]), until=3)]
-    states.append(cluster_filter(states[-1], extractor, preview_size=True))
+    states.append(cluster_filter(states[-1], extractor, fast_filters=True))
     states.append(sample_scales(states[-1], until=5))
     states.append(sample_scales(states[-1]))
     assert [s.cache_slot.holds_cache for s in states] == [False, False, False, True]
@@ -72,14 +72,15 @@ def test_cluster_filter_keeps_one_candidate_per_planted_cluster(tiny_model, tiny
         name, input_size = "planted", 16
 
         def features(self, images):
-            centres = torch.tensor([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
-            members = [0, 0, 1, 1, 2, 2]  # candidates 0,1 near centre 0, 2,3 near centre 1, …
-            offsets = torch.tensor([[0.1, 0.0], [0.3, 0.0]] * 3)
+            centres = torch.tensor([[0.0, 0.0], [10.0, 0.0]])
+            members = [0, 0, 0, 1, 1, 1]  # candidates 0-2 near centre 0, 3-5 near centre 1
+            # three members each, so no two are equally far from their cluster's mean (two would tie)
+            offsets = torch.tensor([[0.0, 0.0], [0.1, 0.0], [0.5, 0.0]] * 2)
             return centres[members] + offsets
 
-    state = sample_scales(_start(tiny_model, tiny_condition, grid, [6, 6, 3, 3, 3, 3, 3]), until=3)
-    filtered = cluster_filter(state, Planted(), preview_size=True)
-    assert filtered.events[-1]["kept"] == [0, 2, 4] and filtered.num_candidates == 3
+    state = sample_scales(_start(tiny_model, tiny_condition, grid, [6, 6, 2, 2, 2, 2, 2]), until=3)
+    filtered = cluster_filter(state, Planted(), fast_filters=True)
+    assert filtered.events[-1]["kept"] == [1, 4] and filtered.num_candidates == 2
 
 
 def test_resampling_follows_the_reward(tiny_model, tiny_condition, grid):
@@ -93,12 +94,12 @@ def test_resampling_follows_the_reward(tiny_model, tiny_condition, grid):
             return torch.tensor([1.0 if i == self.best else 0.0 for i in range(images.shape[0])])
 
     state = sample_scales(_start(tiny_model, tiny_condition, grid, [4, 4, 4, 4, 4, 4, 2]), until=6)
-    greedy = reward_resample(state, Favourite(2), lam=1e4, keep=4, preview_size=True)
+    greedy = reward_resample(state, Favourite(2), lam=1e4, keep=4, fast_filters=True)
     assert greedy.events[-1]["kept"] == [2, 2, 2, 2]
     assert len(set(greedy.lineage)) == 4  # copies get their own randomness
-    uniform = reward_resample(state, Favourite(2), lam=0.0, keep=4, preview_size=True)
+    uniform = reward_resample(state, Favourite(2), lam=0.0, keep=4, fast_filters=True)
     assert uniform.rewards.shape == (4, 1) and uniform.events[-1]["potentials"] == [0.0, 0.0, 1.0, 0.0]
-    again = reward_resample(state, Favourite(2), lam=0.0, keep=4, preview_size=True)
+    again = reward_resample(state, Favourite(2), lam=0.0, keep=4, fast_filters=True)
     assert again.events[-1]["kept"] == uniform.events[-1]["kept"]  # reproducible for a seed
     copies = sample_scales(greedy, until=7)
     assert len({tuple(b.flatten().tolist()) for b in copies.bits[-1]}) == 4
@@ -132,8 +133,8 @@ def test_record_keeps_thumbnails_of_what_each_step_looked_at(tiny_model, tiny_co
 @pytest.mark.parametrize("kind", ["value", "diff", "max", "sum"])
 def test_every_potential_runs_on_the_reward_history(tiny_model, tiny_condition, grid, reward, kind):
     state = sample_scales(_start(tiny_model, tiny_condition, grid, [4, 4, 4, 4, 4, 4, 2]), until=5)
-    state = reward_resample(state, reward, potential=kind, keep=4, preview_size=True)
-    state = reward_resample(sample_scales(state, until=6), reward, potential=kind, preview_size=True)
+    state = reward_resample(state, reward, potential=kind, keep=4, fast_filters=True)
+    state = reward_resample(sample_scales(state, until=6), reward, potential=kind, fast_filters=True)
     assert state.rewards.shape == (4, 2) and state.reward_scales == (4, 5)
 
 
@@ -180,7 +181,7 @@ def test_missing_filter_and_bad_inputs_are_clear_errors(tiny_model, tiny_conditi
 
     # the checks read the scores, not the images: decode at the scorer's 16² instead of 4 × 256²
     with pytest.raises(TTSVarError, match="one score per image"):
-        reward_resample(state, WrongShape(), preview_size=True)
+        reward_resample(state, WrongShape(), fast_filters=True)
     with pytest.raises(TTSVarError, match="NaN"):
         select_best(state, NotANumber(), images=torch.zeros(4, 3, 16, 16))
 

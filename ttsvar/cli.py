@@ -12,7 +12,7 @@ from ttsvar.errors import TTSVarError
 
 VERIFIER_HELP = (
     "'colorfulness' / 'thumbnail' (built in, no weights), or FAMILY:PATH for a model from local files, "
-    "e.g. imagereward:/models/ImageReward or dinov2:/models/dinov2-large"
+    "e.g. imagereward:/models/ImageReward or dinov2:/models/dinov2-with-registers-large"
 )
 
 
@@ -35,7 +35,11 @@ def _add_sampling_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--potential", choices=["value", "diff", "max", "sum"], default="value")
     p.add_argument("--lam", type=float, default=10.0, help="resampling temperature λ")
     p.add_argument("--fast-filters", action="store_true",
-                   help="decode intermediate images at the filter model's input size instead of in full (much faster)")
+                   help="decode filter previews at the filter model's input size (much faster, slightly different "
+                        "previews) instead of in full and 8-bit as the official code")
+    p.add_argument("--score-from", type=int, default=None, metavar="S",
+                   help="also score every scale from S on, so --potential diff/max/sum run over every scale as the "
+                        "paper defines them (S=0); default: only the scales a filter scores, as the official code")
     p.add_argument("--keep", type=int, default=1, help="how many finished images to write (best first)")
     p.add_argument("--out", default="ttsvar.png", help="output PNG (more images get _1, _2 … suffixes)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
@@ -114,7 +118,7 @@ def run_search(model, encoder, args) -> int:
     condition = encoder.encode(args.prompt, args.negative)
     schedule = BatchSchedule.parse(args.schedule, grid.num_scales, args.n) if args.schedule else None
     _, filters = plan(args.strategy, args.n, grid.num_scales, schedule)
-    ranks = args.strategy != "raw"
+    ranks = args.strategy != "raw" or args.score_from is not None
     reward = load_verifier(args.reward, "reward", model.device) if ranks else None
     extractor = load_verifier(args.features, "features", model.device) if "cluster" in filters.values() else None
     bar, on_scale = _progress(grid.num_scales)
@@ -123,11 +127,13 @@ def run_search(model, encoder, args) -> int:
         model, condition, strategy=args.strategy, n=args.n, grid=grid, reward=reward, extractor=extractor,
         cfg=args.cfg, tau=args.tau, top_p=args.top_p, seed=args.seed, potential=args.potential, lam=args.lam,
         schedule=schedule, keep=args.keep, on_scale=on_scale, fast_filters=args.fast_filters,
+        score_from=args.score_from,
     )
     bar.close()
     out = Path(args.out)
     paths = _write_images(result.images, out)
-    record = {**result.record, "strategy": args.strategy, "n": args.n, "seconds": round(time.perf_counter() - start, 3),
+    record = {**result.record, "strategy": args.strategy, "n": args.n, "fast_filters": args.fast_filters,
+              "score_from": args.score_from, "seconds": round(time.perf_counter() - start, 3),
               "images": [str(p) for p in paths]}
     out.with_suffix(".json").write_text(json.dumps(record, indent=1))
     print(f"wrote {', '.join(map(str, paths))} and {out.with_suffix('.json')} ({grid.pixel_size[1]}x{grid.pixel_size[0]}, "
@@ -159,7 +165,7 @@ def cmd_generate(args) -> int:
 def cmd_demo(args) -> int:
     from ttsvar.infinity.tiny import RANDOM_WEIGHTS_NOTICE, tiny_random_model, tiny_text_encoder
 
-    print(f"TTS-VAR demo on a tiny model built in memory — {RANDOM_WEIGHTS_NOTICE}.")
+    print(f"TTS-VAR demo on a tiny model built in memory — {RANDOM_WEIGHTS_NOTICE}; fast filters, to stay quick.")
     model = tiny_random_model(seed=0)
     demo_args = build_parser().parse_args([
         "generate", "--prompt", "a lighthouse on a cliff at sunset", "--pn", "0.25M", "--strategy", "tts-var",

@@ -1,4 +1,11 @@
-"""Candidates → images: decode each candidate's running code map with the BSQ VAE."""
+"""Candidates → images: decode each candidate's running code map with the BSQ VAE.
+
+Filters look at *previews*: the official TTS-VAR code decodes the full-resolution code map and
+turns it into 8-bit pixels (``scale_img = (vae.decode(...) + 1) / 2`` then
+``.mul_(255).to(torch.uint8)``, truncating) before any feature or reward model sees it;
+:func:`filter_previews` does the same. With fast filters the code map is decoded at about the
+size the filter's model reads instead (an option, not the official behaviour).
+"""
 
 from __future__ import annotations
 
@@ -37,3 +44,20 @@ def decode_images(state: VarState, size: int | None = None, *, max_batch: int | 
     with torch.inference_mode():
         images = vae.decode(codes.to(vae.device), max_batch=max_batch)
     return ((images.float() + 1) / 2).clamp(0, 1).cpu()
+
+
+def quantize_like_official(images: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Images in 0..1 as :func:`decode_images` returns them (exactly ``(x + 1) / 2`` of the decoder
+    output ``x``) → the official 8-bit pixels, returned as float32 ``k / 255``.
+
+    The official ``.mul_(255).to(torch.uint8)`` runs in the decoder's dtype and truncates; ``dtype``
+    is that dtype (the VAE's): bfloat16 rounds ``(x + 1) / 2`` and the product to bfloat16 first,
+    as the official bf16 autocast run does.
+    """
+    return (images.to(dtype) * 255).to(torch.uint8).float().div_(255)
+
+
+def filter_previews(state: VarState, size: int | None = None) -> torch.Tensor:
+    """The images a filter looks at: decoded in full (official) or, with ``size`` (fast filters),
+    at about that side, then quantised to 8 bits as the official code does. Float32 ``k / 255``."""
+    return quantize_like_official(decode_images(state, size), state.model.vae.dtype)

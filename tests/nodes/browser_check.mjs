@@ -89,6 +89,7 @@ const queued = await page.evaluate(async ([demo, side, pn, n]) => {
     else if (w.name === "pn" && w.value === "1M") w.value = pn;
     else if (["width", "height"].includes(w.name) && w.value === 1024) w.value = side;
     else if (n !== null && w.name === "n" && ["TTSVAR_BatchSchedule", "TTSVAR_Sampler"].includes(node.type)) w.value = n;
+    else if (w.name === "decode_at_model_size" && w.value === false) w.value = true;
     else continue;
     changed.push(`${node.type}.${w.name}`);
   }

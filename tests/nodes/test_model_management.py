@@ -120,11 +120,12 @@ def test_filters_load_their_verifier(mappings, loaded, comfy):
     state, = M["TTSVAR_StartState"]().start(L["model"], L["cond"], sched, 512, 512, "from width/height", "auto (from schedule)", 3.0, 0.5, 0.97, 0)["result"]
     state, = M["TTSVAR_SampleScales"]().sample(state, 0)
     comfy.calls.clear()
-    state, = M["TTSVAR_ClusterFilter"]().filter(state, L["feats"], 0, 0)
+    # fast filters: this test is about model management, not previews (full decodes are slow on CPU)
+    state, = M["TTSVAR_ClusterFilter"]().filter(state, L["feats"], 0, 0, decode_at_model_size=True)
     assert _has(_managed(comfy), L["feats"].vision) and not _has(_managed(comfy), L["reward"].model)
     state, = M["TTSVAR_SampleScales"]().sample(state, 0)
     comfy.calls.clear()
-    M["TTSVAR_RewardResample"]().resample(state, L["reward"], "value", 10.0, 0)
+    M["TTSVAR_RewardResample"]().resample(state, L["reward"], "value", 10.0, 0, decode_at_model_size=True)
     assert _has(_managed(comfy), L["reward"].model) and not _has(_managed(comfy), L["feats"].vision)
 
 

@@ -49,7 +49,7 @@ def _loaders(g, reward=True, features=True, reward_family="imagereward", reward_
     te = g.add("TTSVAR_TextEncoderLoader", encoder="flan-t5-xl/", dtype="auto", model=L(m))
     cond = g.add("TTSVAR_EncodePrompt", text_encoder=L(te), prompt=PROMPT, negative="")
     rw = g.add("TTSVAR_RewardModelLoader", family=reward_family, weights=reward_file) if reward else None
-    fe = g.add("TTSVAR_FeatureExtractorLoader", family="dinov2 (pca)", weights="dinov2-large/") if features else None
+    fe = g.add("TTSVAR_FeatureExtractorLoader", family="dinov2 (pca)", weights="dinov2-with-registers-large/") if features else None
     return m, cond, rw, fe
 
 
@@ -68,9 +68,9 @@ def tts_var():
     for kind in ("cluster", "cluster", "resample", "resample"):
         st = g.add("TTSVAR_SampleScales", state=L(st), until_scale=0)
         if kind == "cluster":
-            st = g.add("TTSVAR_ClusterFilter", state=L(st), feature_extractor=L(fe), keep=0, seed=0, decode_at_model_size=True)
+            st = g.add("TTSVAR_ClusterFilter", state=L(st), feature_extractor=L(fe), keep=0, seed=0, decode_at_model_size=False)
         else:
-            st = g.add("TTSVAR_RewardResample", state=L(st), reward_model=L(rw), potential="value", lam=10.0, keep=0, decode_at_model_size=True)
+            st = g.add("TTSVAR_RewardResample", state=L(st), reward_model=L(rw), potential="value", lam=10.0, keep=0, decode_at_model_size=False)
     st = g.add("TTSVAR_SampleScales", state=L(st), until_scale=-1)
     best = g.add("TTSVAR_SelectBest", state=L(st), reward_model=L(rw), k=1)
     img = g.add("TTSVAR_Decode", state=L(best))
@@ -94,7 +94,7 @@ def importance_sampling():
     m, cond, rw, _ = _loaders(g, features=False)
     s = g.add("TTSVAR_Sampler", model=L(m), condition=L(cond), strategy="importance-sampling", n=4, width=1024,
               height=1024, cfg=3.0, tau=0.5, top_p=0.97, seed=42, potential="value", lam=10.0, reward_model=L(rw),
-              decode_at_model_size=True)
+              decode_at_model_size=False, score_from_scale=-1)
     g.add("PreviewImage", images=L(s, 0))
     return g
 
@@ -118,7 +118,7 @@ def reward_swap():
                  normalization="softmax", weight_c=1.0, weight_d=1.0)
     s = g.add("TTSVAR_Sampler", model=L(m), condition=L(cond), strategy="tts-var", n=1, width=1024, height=1024,
               cfg=3.0, tau=0.5, top_p=0.97, seed=42, potential="value", lam=10.0, reward_model=L(comb),
-              feature_extractor=L(fe), decode_at_model_size=True)
+              feature_extractor=L(fe), decode_at_model_size=False, score_from_scale=-1)
     g.add("PreviewImage", images=L(s, 0))
     return g
 
@@ -140,7 +140,9 @@ MODEL_FILE_INPUTS = ("transformer", "vae", "encoder", "weights")
 
 def ci_variant(api: dict, side: int, demo: str = TINY) -> dict:
     """The same workflow on a demo model at side×side: every loader combo becomes the demo entry,
-    1M budgets become the budget of that side and 1024 sizes become it. The graph is unchanged.
+    1M budgets become the budget of that side, 1024 sizes become it, and filters use fast previews
+    (full-resolution decodes of the tiny VAE on a CPU would dominate the test time; the official
+    previews are tested in the library's own tests). The graph is unchanged.
     (The one place tests switch workflows to demo models: the browser test mirrors it in JS.)"""
     out = json.loads(json.dumps(api))
     for node in out.values():
@@ -153,6 +155,8 @@ def ci_variant(api: dict, side: int, demo: str = TINY) -> dict:
         for key in ("width", "height"):
             if ins.get(key) == 1024:
                 ins[key] = side
+        if "decode_at_model_size" in ins:
+            ins["decode_at_model_size"] = True
     return out
 
 

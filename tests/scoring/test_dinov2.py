@@ -9,13 +9,16 @@ from ttsvar.scoring import load_dinov2, pca_first_component
 from ttsvar.scoring.base import FeatureExtractor
 
 
-def _numpy_pca(tokens: np.ndarray) -> np.ndarray:
+def _numpy_pca(tokens: np.ndarray, like: np.ndarray) -> np.ndarray:
+    """First-component projection from numpy's SVD, each row's sign aligned with ``like`` (the sign
+    is the SVD's own choice, which numpy's LAPACK may make differently; tests/test_official_parity.py
+    checks the sign against the official torch.svd call)."""
     out = []
-    for x in tokens.astype(np.float64):
+    for x, ref in zip(tokens.astype(np.float64), like):
         xc = x - x.mean(0)
         _, _, vt = np.linalg.svd(xc, full_matrices=False)
         f = xc @ vt[0]
-        out.append(f * np.sign(f[np.argmax(np.abs(f))]))
+        out.append(f if f @ ref >= 0 else -f)
     return np.stack(out)
 
 
@@ -23,19 +26,8 @@ def test_pca_against_numpy_svd():
     g = torch.Generator().manual_seed(0)
     t = torch.randn(5, 16, 24, generator=g) + torch.randn(5, 1, 24, generator=g) * 3
     ours = pca_first_component(t.double()).numpy()
-    np.testing.assert_allclose(ours, _numpy_pca(t.numpy()), atol=1e-9)
+    np.testing.assert_allclose(ours, _numpy_pca(t.numpy(), ours), atol=1e-9)
     assert ours.shape == (5, 16)
-
-
-def test_pca_sign_rule_is_deterministic():
-    g = torch.Generator().manual_seed(1)
-    t = torch.randn(1, 16, 8, generator=g)
-    f = pca_first_component(t)
-    assert f[0, f[0].abs().argmax()] > 0
-    # flipping the tokens' sign flips the principal axis but not the feature
-    torch.testing.assert_close(pca_first_component(-t), f)
-    # a shift common to all patches is removed by the centring
-    torch.testing.assert_close(pca_first_component(t + 5.0), f, atol=1e-4, rtol=1e-4)
 
 
 @pytest.mark.parametrize("key,registers", [("dinov2", 0), ("dinov2_reg", 4)])
@@ -61,7 +53,7 @@ def test_modes_and_batching(tiny_dirs, images):
     assert fp.shape == (4, 16) and fo.shape == (4, 32) and fp.dtype == fo.dtype == torch.float32
     assert pca.dim == 16 and pool.dim == 32
     toks = pca.patch_tokens(images)
-    np.testing.assert_allclose(fp.numpy(), _numpy_pca(toks.numpy()), atol=1e-4)
+    np.testing.assert_allclose(fp.numpy(), _numpy_pca(toks.numpy(), fp.numpy()), atol=1e-4)
     torch.testing.assert_close(fo, toks.mean(1))
     for ext, full in ((pca, fp), (pool, fo)):
         single = torch.cat([ext.features(images[i:i + 1]) for i in range(4)])

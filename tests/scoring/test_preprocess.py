@@ -36,13 +36,39 @@ def test_clip_preprocess_matches_hf_image_processor(hw):
     assert diff.max() < 0.03, diff.max()
 
 
-def test_square_resize_matches_pil_bicubic():
+def _pil_horizontal_first(img: Image.Image, size: tuple[int, int], resample) -> Image.Image:
+    """Pillow's resize with the horizontal pass first, as every Pillow before 13 does (two calls,
+    each needing one pass, give exactly the single call's two passes)."""
+    w, h = size
+    if w != img.size[0]:
+        img = img.resize((w, img.size[1]), resample)
+    return img.resize((w, h), resample) if h != img.size[1] else img
+
+
+def test_square_resize_is_pil_bilinear_on_uint8():
+    """The official DINOv2 input: torchvision Resize((s, s)) on the uint8 PIL image (Pillow
+    bilinear), ToTensor, Normalize; the same pixels, exactly."""
     x = _uint8_images(h=70, w=50)
     ours = C.square_preprocess(x, size=28, mean=(0, 0, 0), std=(1, 1, 1), device=torch.device("cpu"),
                                dtype=torch.float32)
-    ref = torch.stack([torch.from_numpy(np.array(_to_pil(i).resize((28, 28), Image.BICUBIC))).permute(2, 0, 1)
-                       for i in x]).float() / 255
-    assert (ours - ref).abs().max() < 2 / 255 + 1e-6
+    ref = torch.stack([torch.from_numpy(np.array(_pil_horizontal_first(_to_pil(i), (28, 28), Image.BILINEAR)))
+                       .permute(2, 0, 1) for i in x]).float() / 255
+    assert torch.equal(ours, ref)
+
+
+@pytest.mark.parametrize("hw", [(61, 47), (40, 64), (32, 32)])
+def test_pil_uint8_clip_preprocess_is_pil_bicubic(hw):
+    """ImageReward/HPSv2 as the official code feeds them (PIL images): Resize(shortest edge, bicubic),
+    CenterCrop with torchvision rounding, ToTensor, Normalize — exactly."""
+    x = _uint8_images(h=hw[0], w=hw[1])
+    ours = C.clip_style_preprocess(x, resize_to=24, crop=24, mean=(0, 0, 0), std=(1, 1, 1),
+                                   device=torch.device("cpu"), dtype=torch.float32, rounding="round", pil_uint8=True)
+    size = C.shortest_edge_size(*hw, 24)
+    ref = []
+    for i in x:
+        r = torch.from_numpy(np.array(_pil_horizontal_first(_to_pil(i), size[::-1], Image.BICUBIC))).permute(2, 0, 1)
+        ref.append(C.center_crop(r, 24, "round").float() / 255)
+    assert torch.equal(ours, torch.stack(ref))
 
 
 def test_center_crop_rounding_conventions():

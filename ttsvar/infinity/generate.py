@@ -72,19 +72,34 @@ def candidate_seed(seed: int, scale: int, lineage: int) -> int:
     return int.from_bytes(digest, "little") & (2**63 - 1)
 
 
+def top_p_bit_probability(logits: torch.Tensor, top_p: float) -> torch.Tensor:
+    """P(bit = 1) after top-p, from logits [..., 2] (classes 0 and 1).
+
+    The official sampler (Infinity's ``sample_with_top_k_top_p_also_inplace_modifying_logits_``,
+    which TTS-VAR copies) sorts each bit's two logits ascending, removes the entries whose
+    cumulative softmax is ≤ 1 − top_p and always keeps the last (the more likely class). With two
+    classes that reads: the less likely class is dropped when its probability is ≤ 1 − top_p, and
+    the more likely one is never dropped, whatever top_p is (at an exact tie, class 1 counts as the
+    more likely one, the last after a stable ascending sort). top_p = 0 turns top-p off.
+    """
+    probs = logits.float().softmax(-1)
+    p0, p1 = probs[..., 0], probs[..., 1]
+    if top_p <= 0:
+        return p1
+    one_wins = p1 >= p0
+    minority = torch.where(one_wins, p0, p1)
+    return torch.where(minority <= 1.0 - top_p, one_wins.to(p1.dtype), p1)
+
+
 def sample_bits(logits: torch.Tensor, top_p: float, seeds: Sequence[int]) -> torch.Tensor:
     """Bits [B, L, d] (uint8) from logits [B, L, 2d]; pair (2i, 2i+1) are bit i's classes (0, 1).
 
-    Top-p on two classes (as the official sampler): a class whose probability is at most 1 - top_p
-    is removed. Each candidate draws its uniforms on the CPU from its own seed, so a candidate's
-    bits do not depend on the device or on which other candidates share the batch.
+    Top-p as the official sampler (:func:`top_p_bit_probability`). Each candidate draws its
+    uniforms on the CPU from its own seed, so a candidate's bits do not depend on the device or on
+    which other candidates share the batch.
     """
     B, L, two_d = logits.shape
-    p1 = logits.float().view(B, L, two_d // 2, 2).softmax(-1)[..., 1]
-    if top_p > 0:
-        floor = 1.0 - top_p
-        p1 = torch.where(p1 <= floor, torch.zeros_like(p1), p1)
-        p1 = torch.where(1 - p1 <= floor, torch.ones_like(p1), p1)
+    p1 = top_p_bit_probability(logits.view(B, L, two_d // 2, 2), top_p)
     uniforms = torch.stack(
         [torch.rand(L * two_d // 2, generator=torch.Generator().manual_seed(s)) for s in seeds]
     ).view(B, L, two_d // 2)

@@ -8,10 +8,14 @@ Conventions every scorer in this package follows:
 * Images come in as float [B, 3, H, W] in 0..1 on any device. They are moved to the model's
   device and preprocessed there, in float32 (float64 when the model runs in float64), then cast
   to the model's dtype at the model input. No PIL round trip.
-* Resizing is ``torch.nn.functional.interpolate(mode="bicubic", antialias=True)``, which follows
-  PIL's bicubic filter (what the reference processors use); the result is clamped to 0..1 as a
-  uint8 PIL image would be. Differences to the PIL path are then the uint8 rounding PIL does
-  (at most about 1/255 before normalisation).
+* Resizing, by default, is ``torch.nn.functional.interpolate(mode="bicubic", antialias=True)``,
+  which follows PIL's bicubic filter (what the reference processors use); the result is clamped
+  to 0..1 as a uint8 PIL image would be. Differences to the PIL path are then the uint8 rounding
+  PIL does (at most about 1/255 before normalisation).
+* The scorers the official TTS-VAR code feeds with uint8 PIL images resize exactly as Pillow
+  does instead (:mod:`ttsvar.scoring.pil_resize`: the image rounded to uint8, Pillow's
+  fixed-point filter, uint8 result, then ``/255``): DINOv2 (bilinear, :func:`square_preprocess`),
+  ImageReward and HPSv2 (bicubic, ``clip_style_preprocess(pil_uint8=True)``).
 * ``dtype`` may be float32 (default), float64, bfloat16 or float16. With a half type only the
   backbone runs in it; small heads (MLPs, cosine similarities, PCA) run in float32.
 * Outputs are float32 on the CPU.
@@ -164,24 +168,36 @@ def normalize(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> t
     return (x - m) / s
 
 
+def pil_style_resize(images: torch.Tensor, size: tuple[int, int], filter: str, dtype: torch.dtype) -> torch.Tensor:
+    """What torchvision's ``Resize`` + ``ToTensor`` give for a uint8 PIL image: the image as uint8
+    (rounded), Pillow's resize (exact, :func:`ttsvar.scoring.pil_resize.pil_resize`), ``/255``."""
+    from ttsvar.scoring.pil_resize import pil_resize, to_uint8
+
+    resized = pil_resize(to_uint8(images), size, filter)
+    return resized.to(_work_dtype(dtype)).div_(255)
+
+
 def clip_style_preprocess(images: torch.Tensor, *, resize_to: int, crop: int, mean, std, device: torch.device,
-                          dtype: torch.dtype, rounding: str = "round") -> torch.Tensor:
+                          dtype: torch.dtype, rounding: str = "round", pil_uint8: bool = False) -> torch.Tensor:
     """Shortest edge → ``resize_to`` (bicubic, antialias), center crop ``crop``, normalise.
-    Returns the model input on ``device`` in ``dtype``."""
+    ``pil_uint8``: resize the uint8 image exactly as Pillow's bicubic does (the path of a scorer
+    that receives PIL images). Returns the model input on ``device`` in ``dtype``."""
     check_images(images)
     x = images.to(device=device, dtype=_work_dtype(dtype))
     h, w = x.shape[-2:]
-    x = resize(x, shortest_edge_size(h, w, resize_to))
+    size = shortest_edge_size(h, w, resize_to)
+    x = pil_style_resize(x, size, "bicubic", dtype) if pil_uint8 else resize(x, size)
     x = center_crop(x, crop, rounding)
     return normalize(x, mean, std).to(dtype)
 
 
 def square_preprocess(images: torch.Tensor, *, size: int, mean, std, device: torch.device,
                       dtype: torch.dtype) -> torch.Tensor:
-    """Resize to size×size (aspect not kept, no crop; the DINOv2 convention of TTS-VAR), normalise."""
+    """The official TTS-VAR DINOv2 input (``extract_k_ids``: ``transforms.Resize((224, 224))`` on the
+    uint8 PIL image, ``ToTensor``, ``Normalize``): size×size with Pillow's bilinear filter on the
+    uint8 image (exact), aspect not kept, no crop, then ``/255`` and normalised."""
     check_images(images)
-    x = images.to(device=device, dtype=_work_dtype(dtype))
-    x = resize(x, (size, size))
+    x = pil_style_resize(images.to(device=device), (size, size), "bilinear", dtype)
     return normalize(x, mean, std).to(dtype)
 
 

@@ -106,7 +106,7 @@ class ClipSimilarityReward(C.ModuleBacked):
     _weight_attrs = ("model",)
 
     def __init__(self, model, tokenizer, *, name: str, scale: float | None, proc: dict, device: torch.device,
-                 dtype: torch.dtype, crop_rounding: str = "floor", cache_size: int = 64):
+                 dtype: torch.dtype, crop_rounding: str = "floor", pil_uint8: bool = False, cache_size: int = 64):
         self.model = model.eval().requires_grad_(False)
         self.tokenizer = tokenizer
         self.name = name
@@ -115,6 +115,7 @@ class ClipSimilarityReward(C.ModuleBacked):
         self.input_size = proc["crop"]
         self.device, self.dtype = device, dtype
         self.crop_rounding = crop_rounding
+        self.pil_uint8 = pil_uint8  # resize the uint8 image exactly as Pillow (scorers fed PIL images)
         self.context = model.config.text_config.max_position_embeddings
         self._cache: OrderedDict[str, torch.Tensor] = OrderedDict()
         self._cache_size = cache_size
@@ -122,7 +123,8 @@ class ClipSimilarityReward(C.ModuleBacked):
     def preprocess(self, images: torch.Tensor) -> torch.Tensor:
         p = self.proc
         return C.clip_style_preprocess(images, resize_to=p["resize_to"], crop=p["crop"], mean=p["mean"], std=p["std"],
-                                       device=self.device, dtype=self.dtype, rounding=self.crop_rounding)
+                                       device=self.device, dtype=self.dtype, rounding=self.crop_rounding,
+                                       pil_uint8=self.pil_uint8)
 
     def _logit_scale(self) -> float:
         return float(self.model.logit_scale.float().exp()) if self.scale is None else self.scale
@@ -387,7 +389,8 @@ def load_hpsv2(path: str | os.PathLike, *, tokenizer_path: str | os.PathLike | N
     ``path``: ``HPS_v2.1_compressed.pt`` or a folder holding it (and, unless ``tokenizer_path`` is
     given, the CLIP tokenizer files of laion/CLIP-ViT-H-14-laion2B-s32B-b79K). ``config``: a
     ``CLIPConfig`` for other sizes; default :func:`hpsv2_clip_config` (ViT-H-14). Preprocessing is
-    open_clip's: shortest edge 224 bicubic, center crop (torchvision rounding), CLIP mean/std.
+    open_clip's on a PIL image (as the official TTS-VAR ``hps`` reward passes them): shortest edge
+    224 with Pillow's bicubic on the uint8 image, center crop (torchvision rounding), CLIP mean/std.
     Score = cosine similarity (no ×100, no logit scale), as ``hpsv2.score``.
     """
     from transformers import CLIPModel
@@ -411,7 +414,7 @@ def load_hpsv2(path: str | os.PathLike, *, tokenizer_path: str | os.PathLike | N
     size = config.vision_config.image_size
     proc = dict(resize_to=size, crop=size, mean=C.CLIP_MEAN, std=C.CLIP_STD)
     return ClipSimilarityReward(model, tok, name="hpsv2", scale=1.0, proc=proc, device=device, dtype=dtype,
-                                crop_rounding="round")
+                                crop_rounding="round", pil_uint8=True)
 
 
 def _fill_non_persistent_buffers(model: nn.Module) -> None:

@@ -1,17 +1,24 @@
 """DINOv2 patch features for the clustering filter (a :class:`FeatureExtractor`).
 
-Following the official TTS-VAR code: images are resized to 224×224 (no crop, aspect not kept),
-ImageNet mean/std, and the final layer-normed patch tokens are taken, without the CLS and
-register tokens (``x_norm_patchtokens``; ViT-L/14 → 16×16 = 256 patches).
+Following the official TTS-VAR code (``extract_k_ids`` in ``tts-var/utils_model.py``): the uint8
+image is resized to 224×224 with Pillow's bilinear filter (no crop, aspect not kept; reproduced
+exactly, see :func:`ttsvar.scoring._common.square_preprocess`), ImageNet mean/std, and the final
+layer-normed patch tokens are taken, without the CLS and register tokens (``x_norm_patchtokens``;
+ViT-L/14 → 16×16 = 256 patches). The official model is ``dinov2_vitl14_reg`` (with registers:
+Hugging Face ``facebook/dinov2-with-registers-large``).
 
 Modes:
 
 * ``pca`` — per image, centre the patch tokens ``X`` [N, D] over the patches and project them
   on their first principal component: ``f = (X − mean) · v₁`` with ``v₁`` the first right
-  singular vector, one value per patch (an N-vector, a 16×16 map). A singular vector's sign is
-  arbitrary, so two images with the same layout could get maps of opposite sign (the official
-  code has this defect). Here the sign is fixed deterministically: **the entry of ``f`` with the
-  largest magnitude is made positive** (the first such entry on ties).
+  singular vector, one value per patch (an N-vector, a 16×16 map). The sign is the one the SVD
+  returns, as in the official ``U, S, V = torch.svd(x_centered.float()); x_centered @ V[:, 0]``
+  (``torch.svd`` is ``torch.linalg.svd`` underneath, so both give the same sign on one device).
+  A singular vector's sign is arbitrary, so two images with the same layout can get maps of
+  opposite sign; the official clustering sees exactly that, and so does ours. Residual: LAPACK
+  (CPU) and cuSOLVER (CUDA) may return opposite signs for the same matrix, so a CPU run can
+  differ from the official CUDA run; the official code also centres and projects in bfloat16
+  (its DINOv2 runs in bf16 under autocast), ours in float32.
 * ``pool`` — the mean patch token, a D-vector.
 """
 
@@ -32,17 +39,12 @@ MODES = ("pca", "pool")
 
 
 def pca_first_component(tokens: torch.Tensor) -> torch.Tensor:
-    """``[B, N, D]`` → ``[B, N]``: per image, the centred tokens projected on their first principal
-    component, with the sign rule of the module docstring. Computed in the input's dtype (use
-    float32 or float64)."""
+    """``[B, N, D]`` → ``[B, N]``: per image, the centred tokens projected on their first right
+    singular vector, with the SVD's own sign (module docstring). Computed in the input's dtype
+    (use float32, as the official code, or float64)."""
     x = tokens - tokens.mean(dim=1, keepdim=True)
-    # thin SVD of each [N, D] matrix; x·v₁ = u₁·s₁
-    u, s, _ = torch.linalg.svd(x, full_matrices=False)
-    f = u[..., 0] * s[..., :1]
-    idx = f.abs().argmax(dim=1, keepdim=True)
-    sign = torch.sign(torch.gather(f, 1, idx))
-    sign = torch.where(sign == 0, torch.ones_like(sign), sign)
-    return f * sign
+    _, _, vh = torch.linalg.svd(x, full_matrices=False)  # batched; per matrix the same call as torch.svd
+    return (x @ vh[:, 0, :, None])[..., 0]
 
 
 class Dinov2Features(C.ModuleBacked):

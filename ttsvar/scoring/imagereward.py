@@ -205,9 +205,11 @@ class ImageRewardScorer(C.ModuleBacked):
         self.max_length = TEXT_MAX_LENGTH
 
     def preprocess(self, images: torch.Tensor) -> torch.Tensor:
+        """ImageReward's own transform on a uint8 PIL image (the official TTS-VAR code passes PIL
+        images to ``rw_model.score``): Pillow bicubic resize, torchvision center crop, CLIP mean/std."""
         s = self.input_size
         return C.clip_style_preprocess(images, resize_to=s, crop=s, mean=C.CLIP_MEAN, std=C.CLIP_STD,
-                                       device=self.device, dtype=self.dtype, rounding="round")
+                                       device=self.device, dtype=self.dtype, rounding="round", pil_uint8=True)
 
     def tokenize(self, prompts: Sequence[str]):
         t = self.tokenizer(list(prompts), padding="max_length", truncation=True, max_length=self.max_length,

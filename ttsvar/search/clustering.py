@@ -9,25 +9,32 @@ import torch
 
 from ttsvar.errors import TTSVarError
 
-#: K-Means restarts, pinned so results do not depend on the installed scikit-learn version
-#: (the official code left ``n_init`` unset: 10 runs before scikit-learn 1.4, 1 run after).
-KMEANS_N_INIT = 10
+#: K-Means runs. The official ``KMeans(n_clusters=k, random_state=0)`` leaves ``n_init`` at its
+#: default, which is "auto" (one run with k-means++) from scikit-learn 1.4 on, the versions current
+#: when the code was released; pinned here so older versions behave the same.
+KMEANS_N_INIT = 1
+#: The official ``random_state``: fixed, independent of the generation seed.
+OFFICIAL_KMEANS_SEED = 0
 
 
-def cluster_representatives(features: torch.Tensor, k: int, seed: int) -> torch.Tensor:
-    """Pick ``k`` distinct, structurally different candidates.
+def cluster_representatives(features: torch.Tensor, k: int, seed: int = OFFICIAL_KMEANS_SEED) -> torch.Tensor:
+    """Pick ``k`` distinct, structurally different candidates, as the official ``extract_k_ids``.
 
     ``features`` is [B, D] (one vector per candidate, e.g. DINOv2 patch tokens reduced by PCA).
     Runs scikit-learn ``KMeans(n_clusters=k, init="k-means++", n_init=KMEANS_N_INIT,
-    random_state=seed % 2**32)`` on float64 copies of the features, then for every cluster keeps
-    the member nearest its centre (Euclidean; ties → lower index).
+    random_state=seed % 2**32)`` on **float32** features (the official code clusters
+    ``scores.float().cpu().numpy()``), then for every cluster keeps the member nearest its
+    centre (float32 Euclidean distance, ``np.linalg.norm``; ties → lower index, as ``np.argmin``).
+    ``seed`` 0 is the official value.
 
     Always returns ``k`` **distinct** indices: when centres coincide or a cluster has no members
-    (duplicated features), the centres left without a representative each take the nearest
-    candidate not yet taken, in cluster order. ``k == B`` returns every index without clustering.
+    (duplicated features; the official code would fail there), the centres left without a
+    representative each take the nearest candidate not yet taken, in cluster order. ``k == B``
+    returns every index without clustering.
 
-    Returns an int64 tensor [k] on the CPU, **sorted ascending** by candidate index, so the
-    survivors keep their original relative order. Deterministic for a given seed.
+    Returns an int64 tensor [k] on the CPU, **sorted ascending** by candidate index (the official
+    code orders them by cluster id; the set is the same, and sorted indices keep the survivors in
+    their original relative order). Deterministic for a given seed.
 
     Errors (:class:`TTSVarError`): k < 1, k > B, wrong shape, NaN/inf features.
     """
@@ -44,7 +51,7 @@ def cluster_representatives(features: torch.Tensor, k: int, seed: int) -> torch.
         )
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
         raise TTSVarError(f"clustering seed must be a whole number, got {seed!r}.")
-    x = features.detach().to(device="cpu", dtype=torch.float64)
+    x = features.detach().to(device="cpu", dtype=torch.float32)
     if not bool(torch.isfinite(x).all()):
         i = int((~torch.isfinite(x)).any(dim=1).nonzero()[0, 0])
         raise TTSVarError(
@@ -64,8 +71,9 @@ def cluster_representatives(features: torch.Tensor, k: int, seed: int) -> torch.
         warnings.simplefilter("ignore")
         labels = kmeans.fit_predict(x_np)
     centres = kmeans.cluster_centers_
-    # dist[c, b]: distance from centre c to candidate b
-    dist = np.sqrt(((centres[:, None, :] - x_np[None, :, :]) ** 2).sum(axis=-1))
+
+    def nearest(c: int, candidates: np.ndarray) -> int:
+        return int(candidates[np.argmin(np.linalg.norm(x_np[candidates] - centres[c], axis=1))])
 
     chosen: list[int | None] = [None] * int(k)
     taken = np.zeros(n, dtype=bool)
@@ -73,14 +81,11 @@ def cluster_representatives(features: torch.Tensor, k: int, seed: int) -> torch.
     for c in range(int(k)):
         members = np.flatnonzero(labels == c)
         if members.size:
-            best = int(members[np.argmin(dist[c, members])])  # argmin: first (lowest index) on ties
-            chosen[c] = best
-            taken[best] = True
+            chosen[c] = nearest(c, members)
+            taken[chosen[c]] = True
     # pass 2: centres without a member take the nearest candidate not yet taken
     for c in range(int(k)):
         if chosen[c] is None:
-            free = np.flatnonzero(~taken)
-            best = int(free[np.argmin(dist[c, free])])
-            chosen[c] = best
-            taken[best] = True
+            chosen[c] = nearest(c, np.flatnonzero(~taken))
+            taken[chosen[c]] = True
     return torch.tensor(sorted(int(i) for i in chosen), dtype=torch.long)

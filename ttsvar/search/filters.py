@@ -3,11 +3,16 @@
 Each takes a `VarState` after some scale and returns a new one with fewer (or re-drawn)
 candidates; the input state is never changed. Conventions:
 - the number kept defaults to the batch schedule's size after the current scale;
+- filters look at the official previews (:func:`ttsvar.decode.filter_previews`: full-resolution
+  decode, 8-bit pixels); ``fast_filters=True`` decodes at the size the filter's model reads;
+- clustering uses the official K-Means settings with the fixed seed 0 (not the generation seed);
 - resampling draws with replacement (as the official TTS-VAR code) from weights exp(λ·P),
   with its own generator seeded from (seed, scale), so a run is reproducible end to end;
 - a candidate drawn twice continues as two candidates with different randomness;
 - with ``thumbnails`` > 0 each event also keeps tiny JPEG thumbnails of the images the step looked
   at (every candidate before it, in ``lineage_before`` order), so the search can be drawn.
+- :func:`record_reward` / :func:`sample_scoring_each_scale` add rewards of scales no filter scores,
+  so DIFF/MAX/SUM can run over every scale as the paper defines them.
 """
 
 from __future__ import annotations
@@ -16,14 +21,14 @@ import hashlib
 
 import torch
 
-from ttsvar.decode import decode_images
+from ttsvar.decode import filter_previews
 from ttsvar.errors import TTSVarError
 from ttsvar.scoring.base import FeatureExtractor, RewardModel
-from ttsvar.search.clustering import cluster_representatives
+from ttsvar.search.clustering import OFFICIAL_KMEANS_SEED, cluster_representatives
 from ttsvar.search.potentials import potential as potential_of
 from ttsvar.search.resampling import resample_indices
 from ttsvar.search.selection import top_k_indices
-from ttsvar.sampler import segment_capacity
+from ttsvar.sampler import OnScale, sample_scales, segment_capacity
 from ttsvar.state import VarState
 from ttsvar.thumbnails import jpeg_thumbnails
 
@@ -42,8 +47,11 @@ def _keep(state: VarState, keep: int | None, step: str) -> int:
     return keep
 
 
-def score(state: VarState, reward: RewardModel, images: torch.Tensor) -> torch.Tensor:
-    """Rewards [B] of the current candidates' decoded images, checked."""
+def score(state: VarState, reward: RewardModel, *, fast_filters: bool = False,
+          images: torch.Tensor | None = None) -> torch.Tensor:
+    """Rewards [B] of the current candidates' previews (decoded here unless given), checked."""
+    if images is None:
+        images = filter_previews(state, reward.input_size if fast_filters else None)
     scores = reward.score(images, [state.prompt] * state.num_candidates)
     if not isinstance(scores, torch.Tensor) or scores.shape != (state.num_candidates,):
         shape = tuple(scores.shape) if isinstance(scores, torch.Tensor) else type(scores).__name__
@@ -60,16 +68,17 @@ def _pictures(images: torch.Tensor, size: int) -> dict:
     return {"thumbnails": jpeg_thumbnails(images, size)} if size > 0 else {}
 
 
-def cluster_filter(state: VarState, extractor: FeatureExtractor, keep: int | None = None, seed: int = 0,
-                   *, preview_size: bool = False, thumbnails: int = 0) -> VarState:
+def cluster_filter(state: VarState, extractor: FeatureExtractor, keep: int | None = None,
+                   seed: int = OFFICIAL_KMEANS_SEED, *, fast_filters: bool = False, thumbnails: int = 0) -> VarState:
     """Keep `keep` structurally distinct candidates: features → K-Means++ → nearest to each centre.
+    `seed` is K-Means' random_state: 0 as the official code, whatever the generation seed.
 
     The event's ``nearest_kept`` says, for every candidate, which survivor (a position in ``kept``)
     is nearest to it in feature space: the group it was thinned into (close to, but not always
     the same as, its K-Means cluster)."""
     scale = _check_sampled(state, "cluster filter")
     keep = _keep(state, keep, "cluster filter")
-    images = decode_images(state, extractor.input_size if preview_size else None)
+    images = filter_previews(state, extractor.input_size if fast_filters else None)
     features = extractor.features(images)
     if not isinstance(features, torch.Tensor) or features.ndim != 2 or features.shape[0] != state.num_candidates:
         raise TTSVarError(
@@ -79,7 +88,8 @@ def cluster_filter(state: VarState, extractor: FeatureExtractor, keep: int | Non
     features = features.float().cpu()
     chosen = cluster_representatives(features, keep, seed).tolist()
     nearest = torch.cdist(features, features[torch.tensor(chosen)]).argmin(dim=1)
-    event = {"kind": "cluster", "extractor": extractor.name, "centres": keep, "nearest_kept": nearest.tolist(),
+    event = {"kind": "cluster", "extractor": extractor.name, "centres": keep, "kmeans_seed": int(seed),
+             "nearest_kept": nearest.tolist(),
              "reason": f"nearest to each of {keep} K-Means++ centres of {extractor.name} features",
              **_pictures(images, thumbnails)}
     return state.select(chosen, event, capacity=segment_capacity(state, scale + 1))
@@ -90,13 +100,38 @@ def _draw_generator(state: VarState, scale: int) -> torch.Generator:
     return torch.Generator().manual_seed(int.from_bytes(digest, "little") & (2**63 - 1))
 
 
+def record_reward(state: VarState, reward: RewardModel, *, fast_filters: bool = False) -> VarState:
+    """Score the current scale and add it to the reward history, keeping every candidate."""
+    _check_sampled(state, "scoring")
+    return state.with_rewards(score(state, reward, fast_filters=fast_filters))
+
+
+def sample_scoring_each_scale(state: VarState, reward: RewardModel, until: int | None = None, *,
+                              fast_filters: bool = False, on_scale: OnScale | None = None) -> VarState:
+    """Sample scales [next scale, until) like :func:`ttsvar.sampler.sample_scales`, scoring every
+    one of them: the reward history over every scale that the paper's DIFF (r_k − r_{k−1}),
+    MAX and SUM (over i ≤ k) are defined on. Costs one preview decode and one reward call per
+    candidate per scale."""
+    until = state.num_scales if until is None else int(until)
+    if not state.next_scale < until <= state.num_scales:
+        raise TTSVarError(
+            f"'until' scale must be within {state.next_scale + 1}..{state.num_scales} for a state whose next "
+            f"scale is {state.next_scale} (of {state.num_scales}), got {until}."
+        )
+    for k in range(state.next_scale, until):
+        state = record_reward(sample_scales(state, until=k + 1, on_scale=on_scale), reward, fast_filters=fast_filters)
+    return state
+
+
 def reward_resample(state: VarState, reward: RewardModel, *, potential: str = "value", lam: float = 10.0,
-                    keep: int | None = None, preview_size: bool = False, thumbnails: int = 0) -> VarState:
-    """Score, update the reward history, and draw the next batch ∝ exp(λ·potential), with replacement."""
+                    keep: int | None = None, fast_filters: bool = False, thumbnails: int = 0) -> VarState:
+    """Score, update the reward history, and draw the next batch ∝ exp(λ·potential), with replacement.
+    The potential runs over the scored scales in the history (every scale from s when the
+    scales before were scored with :func:`sample_scoring_each_scale`)."""
     scale = _check_sampled(state, "reward resample")
     keep = _keep(state, keep, "reward resample")
-    images = decode_images(state, reward.input_size if preview_size else None)
-    scored = state.with_rewards(score(state, reward, images))
+    images = filter_previews(state, reward.input_size if fast_filters else None)
+    scored = state.with_rewards(score(state, reward, images=images))
     potentials = potential_of(scored.rewards, potential)
     chosen = resample_indices(potentials, lam, keep, _draw_generator(state, scale)).tolist()
     event = {"kind": "resample", "reward": reward.name, "potential": potential, "lam": lam,
@@ -109,14 +144,15 @@ def select_best(state: VarState, reward: RewardModel, k: int = 1, *, images: tor
                 thumbnails: int = 0) -> VarState:
     """Keep the `k` candidates with the highest reward at the current scale, best first.
 
-    `images` are the candidates' decoded images when the caller has them already (no second decode).
+    `images` are the candidates' previews (:func:`ttsvar.decode.filter_previews`) when the caller
+    has them already (no second decode).
     """
     _check_sampled(state, "select best")
     if not 1 <= int(k) <= state.num_candidates:
         raise TTSVarError(f"select best: k must be within 1..{state.num_candidates} (the current batch), got {k}.")
     if images is None:
-        images = decode_images(state)
-    scored = state.with_rewards(score(state, reward, images))
+        images = filter_previews(state)
+    scored = state.with_rewards(score(state, reward, images=images))
     rewards = scored.latest_rewards()
     chosen = top_k_indices(rewards, int(k)).tolist()
     event = {"kind": "select", "reward": reward.name, "rewards": rewards.tolist(),
