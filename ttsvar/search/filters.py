@@ -5,7 +5,9 @@ candidates; the input state is never changed. Conventions:
 - the number kept defaults to the batch schedule's size after the current scale;
 - resampling draws with replacement (as the official TTS-VAR code) from weights exp(λ·P),
   with its own generator seeded from (seed, scale), so a run is reproducible end to end;
-- a candidate drawn twice continues as two candidates with different randomness.
+- a candidate drawn twice continues as two candidates with different randomness;
+- `random_drop` keeps a uniformly random subset: the ablation baseline that a cluster or a
+  resampling step must beat (the paper's "random drop", Table 14).
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ from ttsvar.search.resampling import resample_indices
 from ttsvar.search.selection import top_k_indices
 from ttsvar.sampler import segment_capacity
 from ttsvar.state import VarState
+
+#: The filter kind of `random_drop` in a strategy's filter plan (next to "cluster" and "resample").
+FILTER_RANDOM = "random"
 
 
 def _check_sampled(state: VarState, step: str) -> int:
@@ -74,9 +79,24 @@ def cluster_filter(state: VarState, extractor: FeatureExtractor, keep: int | Non
     return state.select(chosen, event, capacity=segment_capacity(state, scale + 1))
 
 
-def _draw_generator(state: VarState, scale: int) -> torch.Generator:
-    digest = hashlib.blake2b(f"resample/{state.seed}/{scale}".encode(), digest_size=8).digest()
+def _draw_generator(state: VarState, scale: int, purpose: str = "resample") -> torch.Generator:
+    digest = hashlib.blake2b(f"{purpose}/{state.seed}/{scale}".encode(), digest_size=8).digest()
     return torch.Generator().manual_seed(int.from_bytes(digest, "little") & (2**63 - 1))
+
+
+def random_drop(state: VarState, keep: int | None = None) -> VarState:
+    """Keep `keep` distinct candidates chosen uniformly at random (no verifier looks at them).
+
+    Stands in for a cluster filter or a reward resampling in ablations ("no clustering",
+    "no resampling"): same schedule, same compute, only the choice is uninformed. The draw has
+    its own generator seeded from (seed, scale), so a run is reproducible.
+    """
+    scale = _check_sampled(state, "random drop")
+    keep = _keep(state, keep, "random drop")
+    generator = _draw_generator(state, scale, "random")
+    chosen = sorted(torch.randperm(state.num_candidates, generator=generator)[:keep].tolist())
+    event = {"kind": FILTER_RANDOM, "reason": f"{keep} of {state.num_candidates} drawn uniformly without replacement"}
+    return state.select(chosen, event, capacity=segment_capacity(state, scale + 1))
 
 
 def reward_resample(state: VarState, reward: RewardModel, *, potential: str = "value", lam: float = 10.0,
