@@ -34,8 +34,10 @@ SCHEDULE_7 = "8,8,6,4,2,1,1"  # tts-var at 7 scales: cluster after 2 and 3, resa
 def model():
     from ttsvar.infinity.tiny import random_model
 
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)  # a fixed thread count: the same kernels in every run compared below
-    return random_model("tiny-64")
+    yield random_model("tiny-64")
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
