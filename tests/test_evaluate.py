@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -17,7 +18,7 @@ from PIL import Image
 from ttsvar.cli import main
 from ttsvar.errors import TTSVarError
 from ttsvar.evaluate import (
-    EvalSettings, TokenMeter, evaluate_prompts, sample_seed, search_plan, shard, summarize,
+    EvalSettings, TokenMeter, evaluate_prompts, generate_prompt, sample_seed, search_plan, shard, summarize, to_uint8,
 )
 from ttsvar.infinity.grids import resolve_grid
 from ttsvar.pipelines import run_strategy
@@ -127,6 +128,32 @@ def test_token_count_is_the_schedules_analytic_count(model, encoder, prompts, gr
     record = json.loads((tmp_path / "tts" / "00000" / "result.json").read_text())["samples"][0]
     schedule = BatchSchedule.parse(SCHEDULE_7, 7)
     assert record["tokens"] == rows * sum(schedule.generated_batch(k) * t for k, t in enumerate(grid.token_counts))
+
+
+def test_checked_candidates_hold_best_of_n_at_smaller_n_and_raw(model, encoder, prompts, grid, tmp_path):
+    _run(model, encoder, prompts[:2], tmp_path / "bon", grid, settings={"strategy": "best-of-n", "n": 4,
+                                                                        "check_candidates": True}, reward=_Brightness())
+    for i, metadata in enumerate(prompts[:2]):
+        record = json.loads((tmp_path / "bon" / f"{i:05d}" / "result.json").read_text())["samples"][0]
+        candidates = record["candidates"]
+        assert len(candidates) == 4 and record["correct"] == candidates[max(range(4), key=lambda c: candidates[c]["reward"])]["correct"]
+        condition = encoder.encode(metadata["prompt"])
+        bon = run_strategy(model, condition, strategy="best-of-n", n=4, grid=grid, reward=_Brightness(), seed=record["seed"], keep=4)
+        raw = run_strategy(model, condition, strategy="raw", n=1, grid=grid, seed=record["seed"])
+        two = run_strategy(model, condition, strategy="best-of-n", n=2, grid=grid, reward=_Brightness(), seed=record["seed"], keep=2)
+        for k in range(grid.num_scales):  # a candidate's tokens depend on (seed, candidate) alone, not on N
+            by_candidate = bon.state.bits[k][torch.tensor(bon.state.events[-1]["kept"]).argsort()]
+            assert torch.equal(raw.state.bits[k][0], by_candidate[0])
+            assert torch.equal(two.state.bits[k][torch.tensor(two.state.events[-1]["kept"]).argsort()], by_candidate[:2])
+        assert [c["reward"] for c in candidates] == bon.state.events[-1]["rewards"]
+        second = to_uint8(bon.images[bon.state.events[-1]["kept"].index(1)])
+        only_candidate_1 = lambda image, _: SimpleNamespace(correct=np.array_equal(image, second), reason="")  # noqa: E731
+        settings = EvalSettings("best-of-n", n=4, check_candidates=True)
+        _, result = generate_prompt(model, encoder, metadata, i, settings, grid, reward=_Brightness(), extractor=None,
+                                    checker=only_candidate_1, device=model.device)
+        assert [c["correct"] for c in result["samples"][0]["candidates"]] == [False, True, False, False]
+    with pytest.raises(TTSVarError, match="needs a checker"):
+        _run(model, encoder, prompts, tmp_path / "none", grid, settings={"check_candidates": True}, checker="none")
 
 
 def test_token_meter_counts_cache_rebuilds(model, encoder, grid):

@@ -60,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="score samples with the world's checker ('auto': when every prompt is a world prompt)")
     ev.add_argument("--ablate", action="append", choices=["no-clustering", "no-resampling"], default=[],
                     help="replace the cluster (or resampling) steps by a uniform random choice of as many candidates")
+    ev.add_argument("--check-candidates", action="store_true",
+                    help="also check every finished candidate (its reward and verdict go into result.json): "
+                         "best-of-n's record then holds best-of-n at every smaller N, and raw")
     ev.add_argument("--features-mode", choices=["pca", "pool"],
                     help="feature mode of a FAMILY:PATH extractor that has modes (e.g. dinov2)")
     _add_model_args(ev)
@@ -194,6 +197,7 @@ def cmd_eval(args) -> int:
         strategy=args.strategy, n=args.n, samples_per_prompt=args.samples_per_prompt, seed=args.seed, cfg=args.cfg,
         tau=args.tau, top_p=args.top_p, potential=args.potential, lam=args.lam, schedule=args.schedule,
         fast_filters=args.fast_filters, negative=args.negative, ablations=tuple(args.ablate),
+        check_candidates=args.check_candidates,
     )
     grid = resolve_grid(width=args.width, height=args.height, aspect=args.aspect, pn=args.pn)
     _, filters = search_plan(settings, grid.num_scales)

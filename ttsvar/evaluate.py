@@ -20,6 +20,9 @@ from (seed, prompt index, sample index) alone, so strategies run with the same s
 prompt file are paired (raw's image is Best-of-N's candidate 0), and a shard of the prompts
 gives exactly the images a single process would.
 
+With ``check_candidates`` every finished candidate is checked too, and its reward and verdict
+go into ``result.json`` (the image written is still the chosen one).
+
 Compute per sample: model-forward tokens (rows × tokens of every transformer pass, CFG rows and
 KV-cache rebuilds included), wall time of the search (decodes and verifiers included, the
 checker and file writing not), and peak memory (CUDA ``max_memory_allocated`` on a GPU; on the
@@ -66,6 +69,7 @@ class EvalSettings:
     fast_filters: bool = False
     negative: str = ""
     ablations: tuple[str, ...] = field(default=())  # names in ABLATIONS
+    check_candidates: bool = False  # check every finished candidate, not only the chosen one
 
     def __post_init__(self) -> None:
         unknown = [a for a in self.ablations if a not in ABLATIONS]
@@ -283,6 +287,7 @@ def generate_prompt(model, encoder, metadata: dict, index: int, settings: EvalSe
     from ttsvar.pipelines import run_strategy
 
     schedule, filters = search_plan(settings, grid.num_scales)
+    finalists = schedule.sizes[-1] if settings.check_candidates else 1
     condition = encoder.encode(metadata["prompt"], settings.negative)
     images, records = [], []
     for k in range(settings.samples_per_prompt):
@@ -293,7 +298,7 @@ def generate_prompt(model, encoder, metadata: dict, index: int, settings: EvalSe
             result = run_strategy(
                 model, condition, strategy=settings.strategy, n=settings.n, grid=grid, reward=reward,
                 extractor=extractor, cfg=settings.cfg, tau=settings.tau, top_p=settings.top_p, seed=seed,
-                potential=settings.potential, lam=settings.lam, schedule=schedule, filters=filters, keep=1,
+                potential=settings.potential, lam=settings.lam, schedule=schedule, filters=filters, keep=finalists,
                 fast_filters=settings.fast_filters,
             )
         if device.type == "cuda":
@@ -305,10 +310,24 @@ def generate_prompt(model, encoder, metadata: dict, index: int, settings: EvalSe
         if checker is not None:
             verdict = checker(image, metadata)
             record.update(correct=bool(verdict.correct), reason=verdict.reason)
+        if finalists > 1 and checker is not None:
+            record["candidates"] = _check_finalists(result, checker, metadata)
         record["search"] = result.record
         images.append(image)
         records.append(record)
     return images, {"index": index, "metadata": metadata, "samples": records}
+
+
+def _check_finalists(result, checker, metadata: dict) -> list[dict]:
+    """Reward and verdict of every finished candidate, in candidate order (before selection).
+
+    With best-of-n the finished candidates are the first ones sampled, and a candidate's images
+    depend only on (seed, candidate), so best-of-n at any smaller N (and raw: candidate 0) can be
+    read from these records without being run."""
+    select = result.state.events[-1]
+    images = {candidate: result.images[rank] for rank, candidate in enumerate(select["kept"])}
+    return [{"reward": reward, "correct": bool(checker(to_uint8(images[i]), metadata).correct)}
+            for i, reward in enumerate(select["rewards"])]
 
 
 def write_prompt(out: Path, index: int, metadata: dict, images: list, result: dict) -> None:
@@ -338,6 +357,8 @@ def evaluate_prompts(model, encoder, prompts: Sequence[dict], out: str | Path, s
 
     out = Path(out)
     checker_name, check = resolve_checker(checker, prompts)
+    if settings.check_candidates and check is None:
+        raise TTSVarError("checking every candidate needs a checker: use world prompts (or --checker world).")
     _check_run_config(out, run_config(settings, model, grid, reward, extractor, checker_name))
     mine = shard(len(prompts), rank, world_size)
     todo = [i for i in mine if not is_complete(out, i, prompts[i], settings.samples_per_prompt)]
