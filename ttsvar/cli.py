@@ -85,7 +85,10 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--transformer", help="infinity_2b_reg.pth, a .safetensors copy, or the 8B shard folder")
     p.add_argument("--vae", help="infinity_vae_d32reg.pth (2B) or infinity_vae_d56_f8_14_patchify.pth (8B)")
     p.add_argument("--text-encoder", help="the flan-t5-xl folder")
-    p.add_argument("--random-model", choices=["tiny", "tiny-64", "tiny-patchify", "small", "medium", "2b"],
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--world", action="store_true",
+                   help="the world model that ships in ttsvar/world/weights (instead of --transformer/--vae/--text-encoder)")
+    which.add_argument("--random-model", choices=["tiny", "tiny-64", "tiny-patchify", "small", "medium", "2b"],
                    help="use a random-weight model of this size instead of files (images are noise)")
 
 
@@ -170,6 +173,8 @@ def load_model(args, device):
     from ttsvar.infinity.text import load_text_encoder
     from ttsvar.infinity.tiny import RANDOM_WEIGHTS_NOTICE, random_model, tiny_text_encoder
 
+    if args.world:
+        return load_world_model(device)
     if args.random_model:
         model = random_model(args.random_model, seed=0, device=device)
         print(f"{model.name}: {RANDOM_WEIGHTS_NOTICE}")
@@ -178,6 +183,23 @@ def load_model(args, device):
     if missing:
         raise TTSVarError(f"missing {', '.join(missing)}: give the weight files (or --random-model tiny to try the pipeline).")
     return load_infinity(args.transformer, args.vae, device=device), load_text_encoder(args.text_encoder, device=device)
+
+
+def load_world_model(device):
+    """The world's trained model from the package's weights folder: an ordinary Infinity
+    checkpoint and text-encoder folder, opened by the ordinary loaders."""
+    from ttsvar.infinity.model import load_infinity
+    from ttsvar.infinity.text import load_text_encoder
+
+    folder = Path(__file__).resolve().parent / "world" / "weights"
+    files = [folder / "transformer.safetensors", folder / "vae.safetensors", folder / "text_encoder"]
+    missing = [f.name for f in files if not f.exists()]
+    if missing:
+        raise TTSVarError(f"--world: {', '.join(missing)} not found in {folder}; the trained world weights ship with the "
+                          "package, or train them with `python -m ttsvar.world train all`.")
+    model = load_infinity(files[0], files[1], device=device)
+    model.name = "world"
+    return model, load_text_encoder(files[2], device=device)
 
 
 def cmd_generate(args) -> int:
