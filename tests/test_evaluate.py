@@ -122,7 +122,7 @@ def test_token_count_is_the_schedules_analytic_count(model, encoder, prompts, gr
          reward=_Brightness())
     record = json.loads((tmp_path / "bon" / "00000" / "result.json").read_text())["samples"][0]
     assert record["tokens"] == rows * 3 * grid.total_tokens  # 3 candidates × 373 tokens of the 7 scales
-    assert record["seconds"] > 0 and record["peak_memory_bytes"] > 0
+    assert record["seconds"] > 0 and record["cpu_seconds"] > 0 and record["peak_memory_bytes"] > 0
     settings = {"strategy": "tts-var", "schedule": SCHEDULE_7, "cfg": cfg}
     _run(model, encoder, prompts[:1], tmp_path / "tts", grid, settings=settings, reward=_Brightness(), extractor=_Layout())
     record = json.loads((tmp_path / "tts" / "00000" / "result.json").read_text())["samples"][0]

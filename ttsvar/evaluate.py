@@ -25,7 +25,8 @@ go into ``result.json`` (the image written is still the chosen one).
 
 Compute per sample: model-forward tokens (rows × tokens of every transformer pass, CFG rows and
 KV-cache rebuilds included), wall time of the search (decodes and verifiers included, the
-checker and file writing not), and peak memory (CUDA ``max_memory_allocated`` on a GPU; on the
+checker and file writing not), the process's CPU time over the same span (on a shared machine
+it shows what the search costs without the waiting), and peak memory (CUDA ``max_memory_allocated`` on a GPU; on the
 CPU the process's peak RSS so far, which can only grow over a run).
 """
 
@@ -293,7 +294,7 @@ def generate_prompt(model, encoder, metadata: dict, index: int, settings: EvalSe
     for k in range(settings.samples_per_prompt):
         seed = sample_seed(settings.seed, index, k)
         _reset_peak(device)
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         with TokenMeter(model) as meter:
             result = run_strategy(
                 model, condition, strategy=settings.strategy, n=settings.n, grid=grid, reward=reward,
@@ -303,10 +304,10 @@ def generate_prompt(model, encoder, metadata: dict, index: int, settings: EvalSe
             )
         if device.type == "cuda":
             torch.cuda.synchronize(device)
-        seconds = time.perf_counter() - start
+        seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
         image = to_uint8(result.images[0])
         record = {"file": sample_name(k), "seed": seed, "tokens": meter.tokens, "seconds": round(seconds, 4),
-                  "peak_memory_bytes": _peak_bytes(device)}
+                  "cpu_seconds": round(cpu_seconds, 4), "peak_memory_bytes": _peak_bytes(device)}
         if checker is not None:
             verdict = checker(image, metadata)
             record.update(correct=bool(verdict.correct), reason=verdict.reason)
@@ -412,6 +413,7 @@ def summarize(out: str | Path, prompts: Sequence[dict]) -> dict:
         summary["compute"] = {
             "tokens": sum(tokens), "tokens_per_sample": sum(tokens) / len(tokens),
             "seconds": round(sum(seconds), 3), "seconds_per_sample": sum(seconds) / len(seconds),
+            "cpu_seconds_per_sample": sum(s["cpu_seconds"] for _, s in samples) / len(samples),
             "peak_memory_bytes": max(s["peak_memory_bytes"] for _, s in samples),
         }
     _write_json(out / "summary.json", summary)
@@ -435,7 +437,8 @@ def format_summary(summary: dict) -> str:
                      f"prompts with a correct sample {summary['prompt_accuracy']:.3f}")
     if "compute" in summary:
         c = summary["compute"]
-        lines.append(f"compute: {c['tokens_per_sample']:,.0f} model-forward tokens/sample, {c['seconds_per_sample']:.2f} s/sample, "
+        lines.append(f"compute: {c['tokens_per_sample']:,.0f} model-forward tokens/sample, {c['seconds_per_sample']:.2f} s/sample "
+                     f"({c['cpu_seconds_per_sample']:.2f} s CPU), "
                      f"peak memory {c['peak_memory_bytes'] / 2**30:.2f} GiB")
     return "\n".join(lines)
 
