@@ -1,32 +1,38 @@
 """Quality vs compute of every strategy and the paper's ablations, measured with the eval harness.
 
-    python benchmarks/bench_world_search.py --out bench_world --num-prompts 240 --workers 2 \\
-        --random-model tiny-64 --pn 0.06M                       # any option of `python -m ttsvar eval`
+    python benchmarks/bench_world_search.py --out bench_world --random-model tiny-64 --pn 0.06M --device cpu
+    python benchmarks/bench_world_search.py --out bench_world --world --pn 0.06M --device cpu \\
+        --reward world-reward: --features world-features: --features-modes pca pool
+    … --estimate 6        # every point on 6 prompts, then the full run's time extrapolated
 
 Options this script does not know are handed to every `python -m ttsvar eval` it runs (model,
 resolution, verifiers, cfg, …), so the points differ only in what the benchmark varies:
 
-* raw; best-of-n, importance-sampling and tts-var at each N of ``--n`` (best-of-n and importance
-  sampling at N=1 are raw itself: same seed, one candidate, nothing to choose);
-* ablations of tts-var at ``--ablation-n``: no clustering and no resampling (those filter steps
-  replaced by a uniform random choice of as many candidates — the paper's "random drop", Table 14:
-  same schedule, same compute, uninformed choice), the other feature modes of ``--features-modes``
-  (e.g. ``pca pool``; the first is the default everywhere), potentials DIFF/MAX/SUM (VALUE is the
-  default), the λ of ``--lams`` (10 is the default), and filter previews decoded at the verifier's
-  input size (``--fast-filters``) instead of in full (the default, as the official code).
+* raw; best-of-n, importance-sampling and tts-var at each N of ``--n``. Best-of-n at the largest
+  N checks every candidate (``--check-candidates``); raw and best-of-n at the smaller N are read
+  from it (the first N candidates, best by reward: a candidate's tokens depend on the seed and its
+  index alone), so they cost nothing more and are paired with it exactly;
+* ablations of tts-var at ``--ablation-n`` (default 1: the schedule 8,8,6,4,2,1,1 still clusters
+  twice and resamples twice): no clustering and no resampling (those steps replaced by a uniform
+  random choice of as many candidates — the paper's "random drop", Table 14: same schedule, same
+  compute, uninformed choice), the other feature modes of ``--features-modes`` (e.g. ``pca pool``;
+  the first is the default everywhere), potentials DIFF/MAX/SUM (VALUE is the default), the λ of
+  ``--lams`` (10 is the default), and filter previews decoded at the verifier's input size
+  (``--fast-filters``) instead of in full (the default, as the official code).
 
-Every point is one harness run in OUT/points/<name>/ (GenEval's layout; it resumes, so an
-interrupted benchmark goes on where it stopped), ``--workers`` of them at a time, each process
-with ``--threads`` torch threads. All points use the same prompts and seeds, so they are paired.
+Every run point is one harness run in OUT/points/<name>/ (GenEval's layout; it resumes, so an
+interrupted benchmark goes on where it stopped), ``--workers`` of them at a time, longest first,
+each process with ``--threads`` torch threads. All points use the same prompts and seeds, so
+they are paired.
 
 Reported per point: accuracy by the world's checker with its 95% Wilson score interval; relative
-compute = measured model-forward tokens per sample over raw's; wall seconds per sample; and the
-difference in accuracy to a reference point (best-of-n at the same N for the other strategies,
-raw for best-of-n, tts-var at the ablation N for its ablations) with a 95% paired bootstrap
-interval over prompts (10,000 resamples, percentile; prompts are the unit, so the correlation of
-two strategies on one prompt is kept). Output: OUT/results.md (tables), OUT/results.json and a
-plot of accuracy vs relative compute (OUT/accuracy_vs_compute.png; needs matplotlib, a
-benchmark-only dependency).
+compute = model-forward tokens per sample (CFG rows included) over raw's; wall and CPU seconds
+per sample; and the difference in accuracy to a reference point (best-of-n at the same N for the
+other strategies, raw for best-of-n and tts-var N=1, tts-var at the ablation N for its ablations)
+with a 95% paired bootstrap interval over prompts (10,000 resamples, percentile; prompts are the
+unit, so the correlation of two strategies on one prompt is kept). Output: OUT/results.md
+(tables), OUT/results.json and a plot of accuracy vs relative compute
+(OUT/accuracy_vs_compute.png; matplotlib when installed, else drawn with pillow).
 """
 
 from __future__ import annotations
@@ -374,6 +380,9 @@ def main() -> None:
     p.add_argument("--tts-var-schedule", default="",
                    help="a custom tts-var schedule (×N) for the tts-var points only, e.g. 8,8,6,4,2,1,1 (default: the preset)")
     p.add_argument("--only", choices=["all", "main", "ablations"], default="all")
+    p.add_argument("--skip", nargs="*", default=[], metavar="POINT",
+                   help="points to leave out, by name (e.g. tts-var-1-fast-filters: identical to tts-var-1 when the "
+                        "verifiers read the image at its own size, as the world's do at 64×64)")
     p.add_argument("--workers", type=int, default=2, help="points run at the same time (processes)")
     p.add_argument("--threads", type=int, default=1, help="torch threads per process")
     p.add_argument("--estimate", type=int, metavar="K",
@@ -409,6 +418,13 @@ def main() -> None:
         needed = {p.reference for p in points if p.group == keep} | {"raw"}
         needed |= {p.source for p in points if p.name in needed or p.group == keep} - {None}
         points = [p for p in points if p.group == keep or p.name in needed]
+    unknown = set(args.skip) - {q.name for q in points}
+    if unknown:
+        raise SystemExit(f"--skip: no point named {', '.join(sorted(unknown))}; the points are {', '.join(q.name for q in points)}")
+    needed = {q.reference for q in points} | {q.source for q in points} | {"raw"}
+    if needed & set(args.skip):
+        raise SystemExit(f"--skip: {', '.join(sorted(needed & set(args.skip)))} is a reference or source of other points")
+    points = [q for q in points if q.name not in args.skip]
     runs = sum(q.source is None for q in points)
     print(f"{len(points)} points ({runs} runs) × {len(prompts)} prompts, {args.workers} workers × {args.threads} threads; "
           f"eval options: {' '.join(eval_args) or '(defaults)'}", flush=True)
