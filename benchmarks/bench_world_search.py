@@ -213,6 +213,7 @@ def markdown(rows: list[dict], prompts: int) -> str:
 
 
 STYLES = {"best-of-n": ("tab:blue", "o"), "importance-sampling": ("tab:orange", "s"), "tts-var": ("tab:green", "^")}
+DODGE = {"best-of-n": 0.97, "importance-sampling": 1.03, "tts-var": 1.0}  # equal-compute points side by side
 
 
 def strategy_lines(rows: list[dict]) -> dict[str, list[dict]]:
@@ -225,9 +226,16 @@ def strategy_lines(rows: list[dict]) -> dict[str, list[dict]]:
     return lines
 
 
+def ablation_rows(rows: list[dict]) -> list[dict]:
+    """The ablations' panel, top to bottom: their reference (the default tts-var) first."""
+    ablations = [r for r in rows if r["group"] == "ablation"]
+    references = [r for r in rows if r["name"] in {a["reference"] for a in ablations}]
+    return [{**r, "label": f"{r['label']} (default)"} for r in references] + ablations
+
+
 def plot(rows: list[dict], path: Path, title: str) -> None:
-    """Accuracy vs relative compute (log scale), one line per strategy, ablations as labelled marks:
-    with matplotlib when it is installed, else a plainer chart drawn with pillow."""
+    """Left: accuracy vs relative compute (log scale), one line per strategy. Right: the ablations
+    at their (equal) compute, each with its interval. Matplotlib when installed, else pillow."""
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         import matplotlib
@@ -237,51 +245,54 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 5.5))
+    fig, (ax, side) = plt.subplots(1, 2, figsize=(12, 5.5), gridspec_kw={"width_ratios": [3, 2]})
     for strategy, line in strategy_lines(rows).items():
         colour, marker = STYLES[strategy]
-        xs, ys = [r["relative_compute"] for r in line], [r["accuracy"] for r in line]
+        xs, ys = [r["relative_compute"] * DODGE[strategy] for r in line], [r["accuracy"] for r in line]
         err = [[r["accuracy"] - r["ci95"][0] for r in line], [r["ci95"][1] - r["accuracy"] for r in line]]
         ax.errorbar(xs, ys, yerr=err, color=colour, marker=marker, capsize=3, label=strategy)
-        for r in line:
-            ax.annotate(f"N={r['n']}", (r["relative_compute"], r["accuracy"]), textcoords="offset points", xytext=(4, -10),
-                        fontsize=7, color=colour)
-    for r in (r for r in rows if r["group"] == "ablation"):
-        lo, hi = r["ci95"]
-        ax.errorbar([r["relative_compute"]], [r["accuracy"]], yerr=[[r["accuracy"] - lo], [hi - r["accuracy"]]],
-                    color="grey", marker="x", capsize=2, alpha=0.8)
-        ax.annotate(r["label"], (r["relative_compute"], r["accuracy"]), textcoords="offset points", xytext=(5, 2),
-                    fontsize=7, color="dimgrey")
+        for x, r in zip(xs, line):
+            ax.annotate(f"N={r['n']}", (x, r["accuracy"]), textcoords="offset points", xytext=(4, -10), fontsize=7,
+                        color=colour)
     raw = next(r for r in rows if r["name"] == "raw")
     ax.errorbar([raw["relative_compute"]], [raw["accuracy"]], color="black", marker="D", label="raw")
     ax.set_xscale("log", base=2)
     ax.set_xlabel("relative compute (model-forward tokens per image / raw's)")
     ax.set_ylabel("accuracy (world checker), 95% Wilson interval")
-    ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
+    panel = ablation_rows(rows)
+    if panel:
+        ys = list(range(len(panel)))[::-1]
+        err = [[r["accuracy"] - r["ci95"][0] for r in panel], [r["ci95"][1] - r["accuracy"] for r in panel]]
+        side.errorbar([r["accuracy"] for r in panel], ys, xerr=err, fmt="o", color="tab:green", capsize=3)
+        side.axvline(panel[0]["accuracy"], color="tab:green", alpha=0.3)
+        side.set_yticks(ys, [r["label"] for r in panel], fontsize=8)
+        side.set_xlabel(f"accuracy, tts-var N={panel[0]['n']} ({panel[0]['relative_compute']:.2f}× raw's compute)")
+        side.grid(alpha=0.3)
+        side.set_title("ablations", fontsize=10)
+    else:
+        side.axis("off")
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
 
 def plot_with_pillow(rows: list[dict], path: Path, title: str) -> None:
-    """The same chart without matplotlib: log2 compute axis, strategy lines with interval bars,
-    ablations as grey crosses with their labels."""
+    """The same chart without matplotlib (log2 compute axis, interval bars, the ablations listed
+    on the right with their intervals), plainer."""
     import math
 
     from PIL import Image, ImageDraw
 
     colours = {"best-of-n": (31, 119, 180), "importance-sampling": (255, 127, 14), "tts-var": (44, 160, 44)}
-    width, height, left, right, top, bottom = 960, 660, 70, 30, 40, 60
+    width, height, left, right, top, bottom, panel_left = 1280, 660, 70, 560, 40, 60, 980
     xs = [math.log2(r["relative_compute"]) for r in rows]
     x0, x1 = min(xs) - 0.2, max(xs) + 0.6
     y0 = max(0.0, math.floor(min(r["ci95"][0] for r in rows) * 10) / 10)
     y1 = min(1.0, math.ceil(max(r["ci95"][1] for r in rows) * 10) / 10)
     y1 = y1 if y1 > y0 else y0 + 0.1
-
-    def at(r: dict) -> tuple[float, float]:
-        return at_value(r["relative_compute"], r["accuracy"])
 
     def at_value(compute: float, accuracy: float) -> tuple[float, float]:
         x = left + (math.log2(compute) - x0) / (x1 - x0) * (width - left - right)
@@ -295,31 +306,35 @@ def plot_with_pillow(rows: list[dict], path: Path, title: str) -> None:
         draw.line([x, height - bottom, x, height - bottom + 5], fill="black")
         draw.text((x - 8, height - bottom + 8), f"{2**tick:g}x", fill="black")
     for step in range(round((y1 - y0) * 10) + 1):
-        value = y0 + step / 10
-        _, y = at_value(1.0, value)
+        _, y = at_value(1.0, y0 + step / 10)
         draw.line([left - 5, y, left, y], fill="black")
-        draw.text((left - 40, y - 6), f"{value:.1f}", fill="black")
-    draw.text((left, 10), title[:150], fill="black")
-    draw.text((width // 2 - 200, height - 25), "relative compute (model-forward tokens / raw's), log2 scale", fill="black")
-    draw.text((5, top - 30), "accuracy (world checker), 95% Wilson interval", fill="black")
-
-    def mark(r: dict, colour) -> None:
-        x, y = at(r)
-        _, low = at_value(1.0, r["ci95"][0])
-        _, high = at_value(1.0, r["ci95"][1])
-        draw.line([x, low, x, high], fill=colour)
-        draw.ellipse([x - 4, y - 4, x + 4, y + 4], fill=colour)
-
+        draw.text((left - 40, y - 6), f"{y0 + step / 10:.1f}", fill="black")
+    draw.text((left, 5), title[:150], fill="black")
+    draw.text((left + 120, height - 25), "relative compute (model-forward tokens / raw's), log2 scale", fill="black")
+    draw.text((left, top - 18), "accuracy (world checker), 95% Wilson interval", fill="black")
     for number, (strategy, line) in enumerate(strategy_lines(rows).items()):
         colour = colours[strategy]
-        draw.line([at(r) for r in line], fill=colour, width=2)
-        for r in line:
-            mark(r, colour)
-            draw.text((at(r)[0] + 6, at(r)[1] + 4), f"N={r['n']}", fill=colour)
+        points = [at_value(r["relative_compute"] * DODGE[strategy], r["accuracy"]) for r in line]
+        draw.line(points, fill=colour, width=2)
+        for (x, y), r in zip(points, line):
+            low, high = at_value(1.0, r["ci95"][0])[1], at_value(1.0, r["ci95"][1])[1]
+            draw.line([x, low, x, high], fill=colour)
+            draw.ellipse([x - 4, y - 4, x + 4, y + 4], fill=colour)
+            draw.text((x + 6, y + 4), f"N={r['n']}", fill=colour)
         draw.text((width - right - 170, height - bottom - 20 * (number + 1)), strategy, fill=colour)
-    for r in (r for r in rows if r["group"] == "ablation"):
-        mark(r, (128, 128, 128))
-        draw.text((at(r)[0] + 6, at(r)[1] - 12), r["label"], fill=(90, 90, 90))
+    panel = ablation_rows(rows)
+    if panel:
+        draw.text((panel_left - 240, top - 25), f"ablations of tts-var N={panel[0]['n']}: accuracy, 95% interval", fill="black")
+        span = width - 20 - panel_left
+        for i, r in enumerate(panel):
+            y = top + 10 + i * 28
+            lo, hi = (panel_left + v * span for v in r["ci95"])
+            draw.text((panel_left - 240, y - 6), r["label"].replace("λ", "lambda")[:38], fill="black")  # the default font has no λ
+            draw.line([lo, y, hi, y], fill=(44, 160, 44), width=2)
+            x = panel_left + r["accuracy"] * span
+            draw.ellipse([x - 4, y - 4, x + 4, y + 4], fill=(44, 160, 44))
+        draw.text((panel_left, top + 10 + len(panel) * 28), "0", fill="black")
+        draw.text((width - 30, top + 10 + len(panel) * 28), "1", fill="black")
     image.save(path)
 
 

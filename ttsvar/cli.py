@@ -228,8 +228,13 @@ def cmd_eval(args) -> int:
         model, encoder = load_model(args, job.device)
         reward = load_verifier(args.reward, "reward", job.device) if args.strategy != "raw" else None
         extractor = load_verifier(args.features, "features", job.device, **options) if "cluster" in filters.values() else None
-        evaluate_prompts(model, encoder, prompts, args.out, settings, grid, reward=reward, extractor=extractor,
-                         checker=args.checker, rank=job.rank, world_size=job.world_size)
+        try:
+            evaluate_prompts(model, encoder, prompts, args.out, settings, grid, reward=reward, extractor=extractor,
+                             checker=args.checker, rank=job.rank, world_size=job.world_size)
+        except KeyboardInterrupt:
+            print(f"\ninterrupted: the finished prompts are kept in {args.out}; run the same command again to go on "
+                  "where it stopped.", file=sys.stderr)
+            return 130
         job.barrier()
         if job.rank == 0:
             print(format_summary(summarize(args.out, prompts)))
