@@ -121,7 +121,7 @@ def test_token_count_is_the_schedules_analytic_count(model, encoder, prompts, gr
     _run(model, encoder, prompts[:1], tmp_path / "bon", grid, settings={"strategy": "best-of-n", "n": 3, "cfg": cfg},
          reward=_Brightness())
     record = json.loads((tmp_path / "bon" / "00000" / "result.json").read_text())["samples"][0]
-    assert record["tokens"] == rows * 3 * grid.total_tokens  # 3 candidates × 373 tokens of the 7 scales
+    assert record["tokens"] == rows * 3 * grid.total_tokens  # 3 candidates × 521 tokens of the 7 scales
     assert record["seconds"] > 0 and record["cpu_seconds"] > 0 and record["peak_memory_bytes"] > 0
     settings = {"strategy": "tts-var", "schedule": SCHEDULE_7, "cfg": cfg}
     _run(model, encoder, prompts[:1], tmp_path / "tts", grid, settings=settings, reward=_Brightness(), extractor=_Layout())
@@ -193,7 +193,7 @@ def test_torchrun_shards_over_two_processes(tmp_path):
     prompts = prompt_set(3, seed=5)
     write_prompts(tmp_path / "prompts.jsonl", prompts)
     args = ["eval", "--prompts", str(tmp_path / "prompts.jsonl"), "--random-model", "tiny-64", "--pn", "0.06M",
-            "--strategy", "raw", "--device", "cpu"]
+            "--strategy", "best-of-n", "--num-candidates", "2", "--device", "cpu"]  # torchrun would take "--n" as its own
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "ttsvar"]
     done = subprocess.run([*command, *args, "--out", str(tmp_path / "dist")], env=env, capture_output=True, text=True,

@@ -30,7 +30,8 @@ def _add_sampling_args(p: argparse.ArgumentParser, *, single_prompt: bool = True
     p.add_argument("--tau", type=float, default=0.5, help="sampling temperature")
     p.add_argument("--top-p", type=float, default=0.97, help="top-p on each bit's two classes (0 disables)")
     p.add_argument("--strategy", choices=["raw", "best-of-n", "importance-sampling", "tts-var"], default="raw")
-    p.add_argument("--n", type=int, default=1, help="N: the schedule is multiplied by it")
+    p.add_argument("--n", "--num-candidates", dest="n", type=int, default=1,
+                   help="N: the schedule is multiplied by it (under torchrun write --num-candidates: torchrun reads --n as its own)")
     p.add_argument("--schedule", default="", help="custom batch schedule, e.g. '8,8,6,6,6,4,2,2,2,1,1,1,1' (×N)")
     p.add_argument("--reward", default="colorfulness", help=f"reward model: {VERIFIER_HELP}")
     p.add_argument("--features", default="thumbnail", help=f"feature extractor for clustering: {VERIFIER_HELP}")
