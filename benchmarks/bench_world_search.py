@@ -40,6 +40,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -107,14 +108,19 @@ def plan_points(ns: list[int], ablation_n: int, lams: list[float], feature_modes
     return points
 
 
-def run_point(point: Point, prompts_file: Path, out: Path, eval_args: list[str], threads: int) -> float:
-    """One harness run (resumed if it was started before); returns its wall seconds, 0 if it was done."""
+def run_point(point: Point, prompts_file: Path, out: Path, eval_args: list[str], threads: int,
+              deadline: float) -> float | None:
+    """One harness run (resumed if it was started before); its wall seconds, 0 if it was done, or
+    None when it was stopped at `deadline` (time.monotonic()): interrupted as by Ctrl-C, so its
+    finished prompts are kept and the next invocation goes on from them."""
     folder = out / "points" / point.name
     summary = folder / "summary.json"
     if summary.is_file():
         done = json.loads(summary.read_text())
         if done["complete_prompts"] == done["prompts"]:
             return 0.0
+    if time.monotonic() >= deadline:
+        return None
     command = [sys.executable, "-m", "ttsvar", "eval", "--prompts", str(prompts_file), "--out", str(folder),
                "--strategy", point.strategy, "--n", str(point.n), "--checker", "world", *eval_args, *point.args]
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
@@ -122,7 +128,16 @@ def run_point(point: Point, prompts_file: Path, out: Path, eval_args: list[str],
     (out / "logs").mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     with open(out / "logs" / f"{point.name}.log", "w") as log:
-        code = subprocess.call(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+        while True:
+            try:
+                code = process.wait(timeout=max(0.1, min(5.0, deadline - time.monotonic())))
+                break
+            except subprocess.TimeoutExpired:
+                if time.monotonic() >= deadline:
+                    process.send_signal(signal.SIGINT)
+                    process.wait()
+                    return None
     if code != 0:
         raise SystemExit(f"point {point.name} failed (exit {code}); see {out / 'logs' / point.name}.log")
     return time.perf_counter() - start
@@ -339,15 +354,17 @@ def plot_with_pillow(rows: list[dict], path: Path, title: str) -> None:
 
 
 def run_points(points: list[Point], prompts_file: Path, out: Path, eval_args: list[str], workers: int,
-               threads: int) -> dict[str, float]:
-    """Run every point that is not read from another, `workers` at a time, longest first; their wall seconds."""
+               threads: int, deadline: float) -> dict[str, float | None]:
+    """Run every point that is not read from another, `workers` at a time, longest first; their
+    wall seconds (None: stopped at the deadline)."""
     order = sorted((q for q in points if q.source is None), key=lambda q: -q.weight)
     walls = {}
     with ThreadPoolExecutor(workers) as pool:
-        futures = {q.name: pool.submit(run_point, q, prompts_file, out, eval_args, threads) for q in order}
+        futures = {q.name: pool.submit(run_point, q, prompts_file, out, eval_args, threads, deadline) for q in order}
         for name, future in futures.items():
             walls[name] = future.result()
-            print(f"  {name}: {'done before' if walls[name] == 0 else f'{walls[name]:.0f} s'}", flush=True)
+            state = "stopped at the time limit" if walls[name] is None else "done before" if walls[name] == 0 else f"{walls[name]:.0f} s"
+            print(f"  {name}: {state}", flush=True)
     return walls
 
 
@@ -402,6 +419,8 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1, help="torch threads per process")
     p.add_argument("--estimate", type=int, metavar="K",
                    help="run every point on the first K prompts only (in OUT/estimate-K) and extrapolate the full run's time")
+    p.add_argument("--minutes", type=float, default=float("inf"),
+                   help="stop after this many minutes (the runs are interrupted cleanly); the same command goes on from there")
     p.add_argument("--table", help="markdown table path (default OUT/results.md)")
     p.add_argument("--plot", help="PNG plot path (default OUT/accuracy_vs_compute.png)")
     args, eval_args = p.parse_known_args()
@@ -444,8 +463,11 @@ def main() -> None:
     print(f"{len(points)} points ({runs} runs) × {len(prompts)} prompts, {args.workers} workers × {args.threads} threads; "
           f"eval options: {' '.join(eval_args) or '(defaults)'}", flush=True)
     start = time.perf_counter()
-    walls = run_points(points, prompts_file, out, eval_args, args.workers, args.threads)
+    deadline = time.monotonic() + args.minutes * 60
+    walls = run_points(points, prompts_file, out, eval_args, args.workers, args.threads, deadline)
     wall = time.perf_counter() - start
+    if any(w is None for w in walls.values()):
+        raise SystemExit(f"stopped after {wall / 60:.1f} min (--minutes); run the same command again to go on.")
 
     rows = analyse(points, prompts, out)
     table = markdown(rows, len(prompts))
