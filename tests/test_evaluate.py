@@ -131,9 +131,9 @@ def test_token_count_is_the_schedules_analytic_count(model, encoder, prompts, gr
 
 
 def test_checked_candidates_hold_best_of_n_at_smaller_n_and_raw(model, encoder, prompts, grid, tmp_path):
-    _run(model, encoder, prompts[:2], tmp_path / "bon", grid, settings={"strategy": "best-of-n", "n": 4,
+    _run(model, encoder, prompts[:1], tmp_path / "bon", grid, settings={"strategy": "best-of-n", "n": 4,
                                                                         "check_candidates": True}, reward=_Brightness())
-    for i, metadata in enumerate(prompts[:2]):
+    for i, metadata in enumerate(prompts[:1]):
         record = json.loads((tmp_path / "bon" / f"{i:05d}" / "result.json").read_text())["samples"][0]
         candidates = record["candidates"]
         assert len(candidates) == 4 and record["correct"] == candidates[max(range(4), key=lambda c: candidates[c]["reward"])]["correct"]
@@ -170,16 +170,16 @@ def test_shards_split_prompts_and_merge_into_the_single_process_summary(model, e
     assert shard(10, 1, 3) == [1, 4, 7]
     parts = [shard(10, r, 3) for r in range(3)]
     assert sorted(i for p in parts for i in p) == list(range(10))
-    prompts = prompt_set(5, seed=2)
+    prompts = prompt_set(3, seed=2)
     settings = {"strategy": "best-of-n", "n": 2}
     single = tmp_path / "single"
     _run(model, encoder, prompts, single, grid, settings=settings, reward=_Brightness())
     sharded = tmp_path / "sharded"
     ran = [_run(model, encoder, prompts, sharded, grid, settings=settings, reward=_Brightness(), rank=r, world_size=2)
            for r in range(2)]
-    assert ran == [[0, 2, 4], [1, 3]]
+    assert ran == [[0, 2], [1]]
     assert _comparable(summarize(sharded, prompts)) == _comparable(summarize(single, prompts))
-    for i in range(5):
+    for i in range(3):
         assert (single / f"{i:05d}/samples/00000.png").read_bytes() == (sharded / f"{i:05d}/samples/00000.png").read_bytes()
 
 
