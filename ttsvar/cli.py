@@ -1,4 +1,5 @@
-"""`python -m ttsvar …`: generate with a search strategy, run the demo, convert checkpoints."""
+"""`python -m ttsvar …`: generate with a search strategy, evaluate one on a prompt set, run the demo,
+convert checkpoints."""
 
 from __future__ import annotations
 
@@ -16,8 +17,9 @@ VERIFIER_HELP = (
 )
 
 
-def _add_sampling_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--prompt", required=True, help="what the image should show")
+def _add_sampling_args(p: argparse.ArgumentParser, *, single_prompt: bool = True) -> None:
+    if single_prompt:
+        p.add_argument("--prompt", required=True, help="what the image should show")
     p.add_argument("--negative", default="", help="negative prompt (default: the model's learned null text)")
     p.add_argument("--width", type=int, help="image width in pixels (snaps to the nearest Infinity template)")
     p.add_argument("--height", type=int, help="image height in pixels")
@@ -28,7 +30,8 @@ def _add_sampling_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tau", type=float, default=0.5, help="sampling temperature")
     p.add_argument("--top-p", type=float, default=0.97, help="top-p on each bit's two classes (0 disables)")
     p.add_argument("--strategy", choices=["raw", "best-of-n", "importance-sampling", "tts-var"], default="raw")
-    p.add_argument("--n", type=int, default=1, help="N: the schedule is multiplied by it")
+    p.add_argument("--n", "--num-candidates", dest="n", type=int, default=1,
+                   help="N: the schedule is multiplied by it (under torchrun write --num-candidates: torchrun reads --n as its own)")
     p.add_argument("--schedule", default="", help="custom batch schedule, e.g. '8,8,6,6,6,4,2,2,2,1,1,1,1' (×N)")
     p.add_argument("--reward", default="colorfulness", help=f"reward model: {VERIFIER_HELP}")
     p.add_argument("--features", default="thumbnail", help=f"feature extractor for clustering: {VERIFIER_HELP}")
@@ -40,8 +43,9 @@ def _add_sampling_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--score-from", type=int, default=None, metavar="S",
                    help="also score every scale from S on, so --potential diff/max/sum run over every scale as the "
                         "paper defines them (S=0); default: only the scales a filter scores, as the official code")
-    p.add_argument("--keep", type=int, default=1, help="how many finished images to write (best first)")
-    p.add_argument("--out", default="ttsvar.png", help="output PNG (more images get _1, _2 … suffixes)")
+    if single_prompt:
+        p.add_argument("--keep", type=int, default=1, help="how many finished images to write (best first)")
+        p.add_argument("--out", default="ttsvar.png", help="output PNG (more images get _1, _2 … suffixes)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
 
 
@@ -50,12 +54,24 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     gen = sub.add_parser("generate", help="text-to-image from local weights, with a search strategy")
-    gen.add_argument("--transformer", help="infinity_2b_reg.pth, a .safetensors copy, or the 8B shard folder")
-    gen.add_argument("--vae", help="infinity_vae_d32reg.pth (2B) or infinity_vae_d56_f8_14_patchify.pth (8B)")
-    gen.add_argument("--text-encoder", help="the flan-t5-xl folder")
-    gen.add_argument("--random-model", choices=["tiny", "tiny-patchify", "small", "medium", "2b"],
-                     help="use a random-weight model of this size instead of files (images are noise)")
+    _add_model_args(gen)
     _add_sampling_args(gen)
+
+    ev = sub.add_parser("eval", help="run a strategy over a prompt file in GenEval's layout (resumable; torchrun shards it)")
+    ev.add_argument("--prompts", required=True, help="JSON-lines prompt file (GenEval's evaluation_metadata.jsonl format)")
+    ev.add_argument("--out", required=True, help="output folder: <index>/samples/<k>.png + metadata.jsonl, summary.json")
+    ev.add_argument("--samples-per-prompt", type=int, default=1, help="independent searches (images) per prompt")
+    ev.add_argument("--checker", choices=["auto", "world", "none"], default="auto",
+                    help="score samples with the world's checker ('auto': when every prompt is a world prompt)")
+    ev.add_argument("--ablate", action="append", choices=["no-clustering", "no-resampling"], default=[],
+                    help="replace the cluster (or resampling) steps by a uniform random choice of as many candidates")
+    ev.add_argument("--check-candidates", action="store_true",
+                    help="also check every finished candidate (its reward and verdict go into result.json): "
+                         "best-of-n's record then holds best-of-n at every smaller N, and raw")
+    ev.add_argument("--features-mode", choices=["pca", "pool"],
+                    help="feature mode of a FAMILY:PATH extractor that has modes (e.g. dinov2)")
+    _add_model_args(ev)
+    _add_sampling_args(ev, single_prompt=False)
 
     demo = sub.add_parser("demo", help="the whole TTS-VAR search on a tiny random-weight model (no downloads)")
     demo.add_argument("--out", default="ttsvar_demo.png")
@@ -70,19 +86,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def load_verifier(spec: str, kind: str, device):
-    """'colorfulness' / 'thumbnail', or FAMILY:PATH through the scoring registry."""
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--transformer", help="infinity_2b_reg.pth, a .safetensors copy, or the 8B shard folder")
+    p.add_argument("--vae", help="infinity_vae_d32reg.pth (2B) or infinity_vae_d56_f8_14_patchify.pth (8B)")
+    p.add_argument("--text-encoder", help="the flan-t5-xl folder")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--world", action="store_true",
+                   help="the world model that ships in ttsvar/world/weights (instead of --transformer/--vae/--text-encoder)")
+    which.add_argument("--random-model", choices=["tiny", "tiny-64", "tiny-patchify", "small", "medium", "2b"],
+                   help="use a random-weight model of this size instead of files (images are noise)")
+
+
+def load_verifier(spec: str, kind: str, device, **options):
+    """'colorfulness' / 'thumbnail', or FAMILY:PATH through the scoring registry (with loader `options`)."""
     from ttsvar.scoring.classic import ColorfulnessReward, ThumbnailFeatures
 
     builtin = {"colorfulness": ColorfulnessReward, "thumbnail": ThumbnailFeatures}
     if spec in builtin:
+        if options:
+            raise TTSVarError(f"--{kind} '{spec}' has no options ({', '.join(options)}); give a FAMILY:PATH model that has them.")
         return builtin[spec]()
     family, sep, path = spec.partition(":")
     if not sep:
         raise TTSVarError(f"--{kind} '{spec}': expected {VERIFIER_HELP}.")
-    from ttsvar.scoring import load
+    from ttsvar.scoring import LOADERS, load
 
-    return load(family, path, device=device)
+    spec_options = LOADERS[family].options if family in LOADERS else ()
+    missing = [name for name in options if name not in spec_options]
+    if missing:
+        raise TTSVarError(f"--{kind} family '{family}' takes no option {', '.join(missing)}.")
+    return load(family, path, device=device, **options)
 
 
 def _write_images(images, out: Path) -> list[Path]:
@@ -141,25 +174,78 @@ def run_search(model, encoder, args) -> int:
     return 0
 
 
-def cmd_generate(args) -> int:
-    import torch
-
+def load_model(args, device):
+    """(model, text encoder) from --transformer/--vae/--text-encoder, or a --random-model."""
     from ttsvar.infinity.model import load_infinity
     from ttsvar.infinity.text import load_text_encoder
     from ttsvar.infinity.tiny import RANDOM_WEIGHTS_NOTICE, random_model, tiny_text_encoder
 
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if args.world:
+        return load_world_model(device)
     if args.random_model:
         model = random_model(args.random_model, seed=0, device=device)
-        encoder = tiny_text_encoder(model)
         print(f"{model.name}: {RANDOM_WEIGHTS_NOTICE}")
-    else:
-        missing = [f"--{n}" for n, v in (("transformer", args.transformer), ("vae", args.vae), ("text-encoder", args.text_encoder)) if not v]
-        if missing:
-            raise TTSVarError(f"missing {', '.join(missing)}: give the weight files (or --random-model tiny to try the pipeline).")
-        model = load_infinity(args.transformer, args.vae, device=device)
-        encoder = load_text_encoder(args.text_encoder, device=device)
+        return model, tiny_text_encoder(model)
+    missing = [f"--{n}" for n, v in (("transformer", args.transformer), ("vae", args.vae), ("text-encoder", args.text_encoder)) if not v]
+    if missing:
+        raise TTSVarError(f"missing {', '.join(missing)}: give the weight files (or --random-model tiny to try the pipeline).")
+    return load_infinity(args.transformer, args.vae, device=device), load_text_encoder(args.text_encoder, device=device)
+
+
+def load_world_model(device):
+    """The world's trained model from the package's weights folder: an ordinary Infinity
+    checkpoint and text-encoder folder, opened by the ordinary loaders."""
+    from ttsvar.infinity.model import load_infinity
+    from ttsvar.infinity.text import load_text_encoder
+
+    folder = Path(__file__).resolve().parent / "world" / "weights"
+    files = [folder / "transformer.safetensors", folder / "vae.safetensors", folder / "text_encoder"]
+    missing = [f.name for f in files if not f.exists()]
+    if missing:
+        raise TTSVarError(f"--world: {', '.join(missing)} not found in {folder}; the trained world weights ship with the "
+                          "package, or train them with `python -m ttsvar.world train all`.")
+    model = load_infinity(files[0], files[1], device=device)
+    model.name = "world"
+    return model, load_text_encoder(files[2], device=device)
+
+
+def cmd_generate(args) -> int:
+    import torch
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model, encoder = load_model(args, device)
     return run_search(model, encoder, args)
+
+
+def cmd_eval(args) -> int:
+    from ttsvar.evaluate import Distributed, EvalSettings, evaluate_prompts, format_summary, read_prompt_file, search_plan, summarize
+    from ttsvar.infinity.grids import resolve_grid
+
+    prompts = read_prompt_file(args.prompts)
+    settings = EvalSettings(
+        strategy=args.strategy, n=args.n, samples_per_prompt=args.samples_per_prompt, seed=args.seed, cfg=args.cfg,
+        tau=args.tau, top_p=args.top_p, potential=args.potential, lam=args.lam, schedule=args.schedule,
+        fast_filters=args.fast_filters, negative=args.negative, ablations=tuple(args.ablate),
+        check_candidates=args.check_candidates,
+    )
+    grid = resolve_grid(width=args.width, height=args.height, aspect=args.aspect, pn=args.pn)
+    _, filters = search_plan(settings, grid.num_scales)
+    options = {"mode": args.features_mode} if args.features_mode else {}
+    with Distributed(args.device) as job:
+        model, encoder = load_model(args, job.device)
+        reward = load_verifier(args.reward, "reward", job.device) if args.strategy != "raw" else None
+        extractor = load_verifier(args.features, "features", job.device, **options) if "cluster" in filters.values() else None
+        try:
+            evaluate_prompts(model, encoder, prompts, args.out, settings, grid, reward=reward, extractor=extractor,
+                             checker=args.checker, rank=job.rank, world_size=job.world_size)
+        except KeyboardInterrupt:
+            print(f"\ninterrupted: the finished prompts are kept in {args.out}; run the same command again to go on "
+                  "where it stopped.", file=sys.stderr)
+            return 130
+        job.barrier()
+        if job.rank == 0:
+            print(format_summary(summarize(args.out, prompts)))
+    return 0
 
 
 def cmd_demo(args) -> int:
@@ -203,7 +289,7 @@ def cmd_convert(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    commands = {"generate": cmd_generate, "demo": cmd_demo, "info": cmd_info, "convert": cmd_convert}
+    commands = {"generate": cmd_generate, "eval": cmd_eval, "demo": cmd_demo, "info": cmd_info, "convert": cmd_convert}
     try:
         return commands[args.command](args)
     except TTSVarError as exc:

@@ -6,6 +6,9 @@ They differ only in the batch schedule and in which filter runs after which scal
 - importance-sampling: N candidates, reward resampling after every scale but the last, best at the end;
 - tts-var: the paper's descending schedule ×N, clustering where the batch first drops twice,
   resampling where it drops later (after scales 2, 5 | 6, 9 for 13 scales), best at the end.
+
+Ablations change the filter plan, not the engine: `filters` may name "random" (a uniform random
+subset, `random_drop`) after any scale, e.g. in place of the cluster steps ("no clustering").
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from ttsvar.infinity.grids import ScaleGrid
 from ttsvar.infinity.text import TextCondition
 from ttsvar.sampler import sample_scales, start_state
 from ttsvar.schedule import FILTER_CLUSTER, FILTER_RESAMPLE, BatchSchedule, default_filters
-from ttsvar.search.filters import cluster_filter, record_reward, reward_resample, select_best
+from ttsvar.search.filters import FILTER_RANDOM, cluster_filter, random_drop, record_reward, reward_resample, select_best
 from ttsvar.state import VarState
 
 STRATEGIES = ("raw", "best-of-n", "importance-sampling", "tts-var")
@@ -74,6 +77,9 @@ def run_strategy(
     sched, default_plan = plan(strategy, n, grid.num_scales, schedule)
     filters = default_plan if filters is None else filters
     needs = set(filters.values())
+    unknown = needs - {FILTER_CLUSTER, FILTER_RESAMPLE, FILTER_RANDOM}
+    if unknown:
+        raise TTSVarError(f"unknown filter kind(s) {sorted(unknown)}: use '{FILTER_CLUSTER}', '{FILTER_RESAMPLE}' or '{FILTER_RANDOM}'.")
     if FILTER_CLUSTER in needs and extractor is None:
         raise TTSVarError(f"strategy '{strategy}' clusters candidates: give it a feature extractor (e.g. DINOv2).")
     if (FILTER_RESAMPLE in needs or sched.sizes[-1] > 1) and reward is None:
@@ -94,6 +100,8 @@ def run_strategy(
         elif filters.get(scale) == FILTER_RESAMPLE:
             state = reward_resample(state, reward, potential=potential, lam=lam, fast_filters=fast_filters,
                                     thumbnails=thumbnails)
+        elif filters.get(scale) == FILTER_RANDOM:
+            state = random_drop(state)
     if not state.finished:
         state = sample_scales(state, on_scale=on_scale)
     images = decode_images(state)

@@ -13,6 +13,8 @@ candidates; the input state is never changed. Conventions:
   at (every candidate before it, in ``lineage_before`` order), so the search can be drawn.
 - :func:`record_reward` / :func:`sample_scoring_each_scale` add rewards of scales no filter scores,
   so DIFF/MAX/SUM can run over every scale as the paper defines them.
+- `random_drop` keeps a uniformly random subset: the ablation baseline that a cluster or a
+  resampling step must beat (the paper's "random drop", Table 14).
 """
 
 from __future__ import annotations
@@ -31,6 +33,9 @@ from ttsvar.search.selection import top_k_indices
 from ttsvar.sampler import OnScale, sample_scales, segment_capacity
 from ttsvar.state import VarState
 from ttsvar.thumbnails import jpeg_thumbnails
+
+#: The filter kind of `random_drop` in a strategy's filter plan (next to "cluster" and "resample").
+FILTER_RANDOM = "random"
 
 
 def _check_sampled(state: VarState, step: str) -> int:
@@ -95,8 +100,8 @@ def cluster_filter(state: VarState, extractor: FeatureExtractor, keep: int | Non
     return state.select(chosen, event, capacity=segment_capacity(state, scale + 1))
 
 
-def _draw_generator(state: VarState, scale: int) -> torch.Generator:
-    digest = hashlib.blake2b(f"resample/{state.seed}/{scale}".encode(), digest_size=8).digest()
+def _draw_generator(state: VarState, scale: int, purpose: str = "resample") -> torch.Generator:
+    digest = hashlib.blake2b(f"{purpose}/{state.seed}/{scale}".encode(), digest_size=8).digest()
     return torch.Generator().manual_seed(int.from_bytes(digest, "little") & (2**63 - 1))
 
 
@@ -121,6 +126,21 @@ def sample_scoring_each_scale(state: VarState, reward: RewardModel, until: int |
     for k in range(state.next_scale, until):
         state = record_reward(sample_scales(state, until=k + 1, on_scale=on_scale), reward, fast_filters=fast_filters)
     return state
+
+
+def random_drop(state: VarState, keep: int | None = None) -> VarState:
+    """Keep `keep` distinct candidates chosen uniformly at random (no verifier looks at them).
+
+    Stands in for a cluster filter or a reward resampling in ablations ("no clustering",
+    "no resampling"): same schedule, same compute, only the choice is uninformed. The draw has
+    its own generator seeded from (seed, scale), so a run is reproducible.
+    """
+    scale = _check_sampled(state, "random drop")
+    keep = _keep(state, keep, "random drop")
+    generator = _draw_generator(state, scale, "random")
+    chosen = sorted(torch.randperm(state.num_candidates, generator=generator)[:keep].tolist())
+    event = {"kind": FILTER_RANDOM, "reason": f"{keep} of {state.num_candidates} drawn uniformly without replacement"}
+    return state.select(chosen, event, capacity=segment_capacity(state, scale + 1))
 
 
 def reward_resample(state: VarState, reward: RewardModel, *, potential: str = "value", lam: float = 10.0,
