@@ -113,12 +113,12 @@ def test_record_keeps_thumbnails_of_what_each_step_looked_at(tiny_model, tiny_co
     from ttsvar.state import lineage_labels
 
     state = sample_scales(_start(tiny_model, tiny_condition, grid, [6, 6, 3, 3, 2, 2, 2]), until=3)
-    state = cluster_filter(state, extractor, preview_size=True, thumbnails=24)
+    state = cluster_filter(state, extractor, fast_filters=True, thumbnails=24)
     cluster = state.events[-1]
     assert len(cluster["thumbnails"]) == 6 and all(t.startswith("data:image/jpeg;base64,") for t in cluster["thumbnails"])
     # every candidate points at the survivor nearest to it; a survivor at itself
     assert [cluster["nearest_kept"][i] for i in cluster["kept"]] == [0, 1, 2]
-    state = reward_resample(sample_scales(state, until=5), reward, lam=0.0, preview_size=True)
+    state = reward_resample(sample_scales(state, until=5), reward, lam=0.0, fast_filters=True)
     assert "thumbnails" not in state.events[-1]  # only when asked: a record stays small by default
     best = select_best(sample_scales(state), reward, k=1, thumbnails=24)
     assert len(best.events[-1]["thumbnails"]) == 2

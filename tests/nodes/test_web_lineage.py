@@ -40,8 +40,8 @@ class Pixels:
 def record(tiny_model, tiny_condition):
     grid = resolve_grid(pn="0.06M")
     state = start_state(tiny_model, tiny_condition, BatchSchedule((6, 6, 3, 3, 2, 2, 2)), grid, seed=1)
-    state = cluster_filter(sample_scales(state, until=3), Pixels(), preview_size=True, thumbnails=16)
-    state = reward_resample(sample_scales(state, until=5), Favourite(), lam=1e4, preview_size=True, thumbnails=16)
+    state = cluster_filter(sample_scales(state, until=3), Pixels(), fast_filters=True, thumbnails=16)
+    state = reward_resample(sample_scales(state, until=5), Favourite(), lam=1e4, fast_filters=True, thumbnails=16)
     state = sample_scales(state)
     best = select_best(state, Favourite(), k=1, images=decode_images(state, 16), thumbnails=16)
     return best.record()
