@@ -144,3 +144,19 @@ def test_features_separate_planted_layouts():
     f = W.load_world_features(None, mode="pca")
     result = E.layout_separation({"pca": f}, groups=4)["pca"]
     assert result["ari"] > 0.6 and result["coverage"] > 0.9
+
+
+def test_text_cache_smaller_than_a_call_keeps_every_prompt(world_images):
+    """A call with more new prompts than the cache holds, after others are cached, used to evict
+    prompts of the same call before reading them (KeyError in the held-prompt measurements)."""
+    from ttsvar.world import train_verifiers as T
+
+    config = T.VerifierConfig(width=32, vision_layers=1, text_layers=1, heads=2, projection=16)
+    reward = T.reward_from_model(T.new_model(config, 0), config)
+    reward._cache_size = 2
+    images, prompts = world_images
+    reward.score(images[:2], prompts[:2])
+    batched = reward.score(images, prompts)
+    fresh = T.reward_from_model(reward.model, config).score(images, prompts)
+    # text rows cached from a 2-prompt batch vs one 6-prompt batch: float32 rounding of cosines (|s| ≤ 1)
+    assert torch.allclose(batched, fresh, rtol=0, atol=1e-5)
