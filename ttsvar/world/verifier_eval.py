@@ -83,9 +83,10 @@ def ranking(reward, n_prompts: int = 300, size: int = 64, seed: int = HELD_SEED)
 
 
 def agreement(reward, n_prompts: int = 300, k: int = 8, size: int = 64, seed: int = HELD_SEED) -> dict:
-    """Argmax agreement with the checker: ``{tag: {"sets", "agree", "chance", "accepted"}}``
-    (counts of informative sets, of sets where the argmax is accepted, the expected count for a
-    random pick, and the checker's acceptance rate over all candidates)."""
+    """Argmax agreement with the checker: ``{tag: {"sets", "agree", "chance", "accepted",
+    "candidates", "corr"}}`` (counts of informative sets, of sets where the argmax is accepted,
+    the expected count for a random pick, the checker's acceptance count over all candidates and
+    their number, and the Pearson correlation of reward and acceptance over the candidates)."""
     prompts = prompt_set(n_prompts, seed + 1)
     images, owner = [], []
     for j, meta in enumerate(prompts):
@@ -103,6 +104,12 @@ def agreement(reward, n_prompts: int = 300, k: int = 8, size: int = 64, seed: in
     accepted = np.array([check(u8[i], prompts[owner[i]]).correct for i in range(len(owner))])
     scores = _scores(reward, x, list(range(len(owner))), [prompts[j]["prompt"] for j in owner])
     out = {t: {"sets": 0, "agree": 0, "chance": 0.0, "accepted": 0.0, "candidates": 0} for t in TAGS}
+    tags = np.array([prompts[j]["tag"] for j in owner])
+    for tag in TAGS:
+        mask = tags == tag
+        ok = accepted[mask].astype(float)
+        out[tag]["corr"] = float(np.corrcoef(scores[mask], ok)[0, 1]) if 0 < ok.sum() < ok.size else float("nan")
+    out["all"] = {"corr": float(np.corrcoef(scores, accepted.astype(float))[0, 1])}
     for j, meta in enumerate(prompts):
         row = out[meta["tag"]]
         ok, s = accepted[j * k:(j + 1) * k], scores[j * k:(j + 1) * k]
@@ -184,19 +191,20 @@ def format_ranking(table: dict) -> str:
 
 
 def format_agreement(table: dict) -> str:
-    lines = ["| category | informative sets | reward's argmax accepted | random pick | checker accepts |",
-             "|---|---|---|---|---|"]
+    lines = ["| category | informative sets | reward's argmax accepted | random pick | checker accepts | "
+             "corr(reward, accepted) |", "|---|---|---|---|---|---|"]
     tot = defaultdict(float)
     for tag in TAGS:
         r = table[tag]
         for key in r:
-            tot[key] += r[key]
+            if key != "corr":
+                tot[key] += r[key]
         lines.append(_agreement_row(tag, r))
-    lines.append(_agreement_row("all", tot))
+    lines.append(_agreement_row("all", {**tot, "corr": table["all"]["corr"]}))
     return "\n".join(lines)
 
 
 def _agreement_row(name: str, r) -> str:
     sets = max(r["sets"], 1)
     return (f"| {name} | {int(r['sets'])} | {r['agree'] / sets:.2f} | {r['chance'] / sets:.2f} | "
-            f"{r['accepted'] / max(r['candidates'], 1):.2f} |")
+            f"{r['accepted'] / max(r['candidates'], 1):.2f} | {r['corr']:.2f} |")
