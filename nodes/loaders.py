@@ -15,11 +15,11 @@ from .common import CATEGORY, FEATURES, MODEL, REWARD, TEXT_ENCODER, TINY, Input
 DTYPES = ("auto", "bfloat16", "float16", "float32")
 
 #: Reward families offered by the loader; ``ttsvar.scoring`` implements them.
-REWARD_FAMILIES = ("imagereward", "hpsv2", "clip", "aesthetic", "pickscore")
+REWARD_FAMILIES = ("imagereward", "hpsv2", "clip", "aesthetic", "pickscore", "world-reward")
 #: Mirror of ttsvar.scoring.combine.NORMALIZATIONS (that module imports torch; a test checks they match).
 NORMALIZATIONS = ("softmax", "zscore", "none")
 #: Feature-extractor families (cluster filter); ``pca`` / ``mean`` = how DINOv2 patch tokens are pooled.
-FEATURE_FAMILIES = ("dinov2 (pca)", "dinov2 (pool)", "clip-features")
+FEATURE_FAMILIES = ("dinov2 (pca)", "dinov2 (pool)", "clip-features", "world-features (pca)", "world-features (pool)")
 
 #: Default file names users download (documented in the README section).
 EXPECTED = {
