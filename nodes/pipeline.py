@@ -88,7 +88,9 @@ class TTSVAR_EncodePrompt:
 class TTSVAR_BatchSchedule:
     DESCRIPTION = (
         "How many candidates live through each scale. tts-var: the paper's descending schedule "
-        "(8,8,6,6,6,4,2,2,2,1,1,1,1 ×N at 13 scales; 8,8,6,6,6,4,2,2,1,1 ×N at 10); best-of-n and "
+        "(8,8,6,6,6,4,2,2,2,1,1,1,1 ×N at 13 scales; 8,8,6,6,6,4,2,2,1,1 ×N at 10) and the same shape at "
+        "12 (8,8,6,6,6,4,2,2,2,1,1,1) and 7 scales (8,8,6,4,2,1,1), always two cluster then two resample "
+        "points; best-of-n and "
         "importance-sampling: N at every scale; raw: 1; custom: your list ×N. The chart shows the "
         "candidates per scale with each scale's relative compute and memory."
     )
@@ -194,7 +196,8 @@ class TTSVAR_SampleScales:
         "Samples the next scales of every candidate, up to (not including) 'until_scale'. One progress step "
         "per scale; Cancel stops at the next scale. until_scale = 0 stops at the next filter point of the "
         "schedule (the next scale after which it keeps fewer candidates), so one chain 'Sample (0) -> filter' "
-        "per drop works for the 13- and the 10-scale schedules alike; -1 samples through the last scale."
+        "per drop works for the tts-var schedule at every resolution (7, 10, 12 or 13 scales); -1 samples "
+        "through the last scale."
     )
     CATEGORY = SAMPLING
     RETURN_TYPES = (STATE,)

@@ -32,9 +32,9 @@ def test_demo_runs_the_tts_var_search(tmp_path, capsys):
     assert "random weights" in capsys.readouterr().out
 
 
-def test_convert_writes_safetensors_once(reference_dir, tmp_path, capsys):
+def test_convert_writes_safetensors_once(reference_files, tmp_path, capsys):
     source = tmp_path / "transformer.pth"
-    shutil.copy(reference_dir / "transformer.pth", source)
+    shutil.copy(reference_files.transformer_pth, source)
     assert main(["convert", str(source)]) == 0
     from safetensors.torch import load_file
 
@@ -49,14 +49,14 @@ def test_user_errors_are_one_clear_line(tmp_path, capsys):
     assert main(["generate", "--prompt", "a cat", "--out", str(tmp_path / "x.png")]) == 2
     assert "--transformer" in capsys.readouterr().err
     assert main(["generate", "--random-model", "tiny", "--pn", "0.06M", "--prompt", "a cat", "--strategy", "tts-var",
-                 "--out", str(tmp_path / "x.png")]) == 2
-    assert "custom" in capsys.readouterr().err
+                 "--schedule", "8,4", "--out", str(tmp_path / "x.png")]) == 2
+    assert "give exactly 7 counts" in capsys.readouterr().err
     assert main(["generate", "--random-model", "tiny", "--prompt", " ", "--out", str(tmp_path / "x.png")]) == 2
     assert "prompt is empty" in capsys.readouterr().err
 
 
-def test_info_names_what_a_checkpoint_is(reference_dir, capsys):
-    assert main(["info", str(reference_dir / "transformer.safetensors")]) == 0
+def test_info_names_what_a_checkpoint_is(reference_files, capsys):
+    assert main(["info", str(reference_files.transformer_safetensors)]) == 0
     assert "depth 4, width 128, 2 heads, 32-bit tokens" in capsys.readouterr().out
-    assert main(["info", str(reference_dir / "vae.pth")]) == 0
-    assert "32-bit codes, stride 16, base width 32" in capsys.readouterr().out
+    assert main(["info", str(reference_files.vae_pth)]) == 0
+    assert "32-bit codes, stride 16, base width 24" in capsys.readouterr().out

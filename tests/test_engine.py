@@ -121,6 +121,10 @@ def test_strategies_run_end_to_end_with_a_record(tiny_model, tiny_condition, rew
     kinds = [(e["kind"], e["after_scale"]) for e in result.record["events"]]
     assert kinds == [("cluster", 2), ("cluster", 5), ("resample", 6), ("resample", 8), ("select", 9)]
     assert result.images.shape == (1, 3, 512, 512) and 0 <= result.images.min() <= result.images.max() <= 1
+    small = run_strategy(tiny_model, tiny_condition, strategy="tts-var", n=1, grid=resolve_grid(pn="0.06M"),
+                         reward=reward, extractor=extractor, fast_filters=True)
+    kinds = [(e["kind"], e["after_scale"]) for e in small.record["events"]]
+    assert kinds == [("cluster", 2), ("cluster", 3), ("resample", 4), ("resample", 5), ("select", 6)]
     importance = run_strategy(tiny_model, tiny_condition, strategy="importance-sampling", n=2,
                               grid=resolve_grid(pn="0.06M"), reward=reward, fast_filters=True)
     assert [e["kind"] for e in importance.record["events"]] == ["resample"] * 6 + ["select"]
@@ -149,10 +153,11 @@ def test_missing_filter_and_bad_inputs_are_clear_errors(tiny_model, tiny_conditi
         def score(self, images, prompts):
             return torch.full((images.shape[0],), float("nan"))
 
+    # the checks read the scores, not the images: decode at the scorer's 16² instead of 4 × 256²
     with pytest.raises(TTSVarError, match="one score per image"):
-        reward_resample(state, WrongShape())
+        reward_resample(state, WrongShape(), preview_size=True)
     with pytest.raises(TTSVarError, match="NaN"):
-        select_best(state, NotANumber())
+        select_best(state, NotANumber(), images=torch.zeros(4, 3, 16, 16))
 
 
 def test_a_condition_from_another_model_is_refused(tiny_model, grid):

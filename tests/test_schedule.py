@@ -26,14 +26,45 @@ def test_tts_var_presets_match_paper(n):
     assert BatchSchedule.preset("tts-var", n, 13) == BatchSchedule.tts_var(n, 13)
 
 
+@pytest.mark.parametrize("num_scales", [7, 10, 12, 13])
+def test_tts_var_defined_for_every_infinity_scale_count(num_scales):
+    """The rule written in PAPER_SCHEDULES' comment: the paper's four drops (8→6→4→2→1) at the
+    13-scale positions 2, 5, 6, 9 where they fit, else as late as possible before the last scale.
+    It must reproduce both paper schedules and give the derived 12- and 7-scale ones."""
+    drops = [min(paper, num_scales - 5 + i) for i, paper in enumerate((2, 5, 6, 9))]
+    counts = (8, 6, 4, 2, 1)
+    expected = tuple(counts[sum(k >= d for d in drops)] for k in range(num_scales))
+    s = BatchSchedule.tts_var(3, num_scales)
+    assert s.sizes == tuple(3 * c for c in expected)
+    assert s.drop_scales() == drops
+    filters = default_filters(s, num_scales)
+    assert list(filters.values()) == ["cluster", "cluster", "resample", "resample"]
+    # at least one scale is sampled after the last filter (the four-filter example graph ends with
+    # "Sample Scales (-1)", which needs a scale left)
+    assert max(filters) < num_scales - 1
+
+
+def test_tts_var_derived_schedules():
+    assert BatchSchedule.tts_var(1, 12).sizes == (8, 8, 6, 6, 6, 4, 2, 2, 2, 1, 1, 1)
+    assert BatchSchedule.tts_var(1, 7).sizes == (8, 8, 6, 4, 2, 1, 1)
+    assert default_filters(BatchSchedule.tts_var(1, 7), 7) == {2: "cluster", 3: "cluster", 4: "resample", 5: "resample"}
+
+
 def test_tts_var_unsupported_scale_count_lists_supported_and_suggests_custom():
     with pytest.raises(TTSVarError) as err:
-        BatchSchedule.tts_var(2, 7)
+        BatchSchedule.tts_var(2, 8)
     msg = str(err.value)
-    assert "10" in msg and "13" in msg and "custom" in msg and "7" in msg
+    assert "10" in msg and "13" in msg and "custom" in msg and "8" in msg
     # the suggested list is itself a valid custom schedule of the right length
     suggestion = msg.split("'")[-2]
-    assert BatchSchedule.parse(suggestion, 7).num_scales == 7
+    assert BatchSchedule.parse(suggestion, 8).num_scales == 8
+
+
+def test_length_error_suggests_the_tts_var_schedule():
+    """A custom list of the wrong length is answered with a list that the four-filter graph can run."""
+    with pytest.raises(TTSVarError) as err:
+        BatchSchedule.parse("8,6,6,2,2,1", 7)
+    assert "'8,8,6,4,2,1,1'" in str(err.value)
 
 
 def test_other_presets():

@@ -40,12 +40,38 @@ __all__ = [
 #: Preset names accepted by :meth:`BatchSchedule.preset` (an API: nodes show them in a combo box).
 PRESETS = ("tts-var", "best-of-n", "importance-sampling", "raw", "custom")
 
-#: The paper's descending schedules, in units of N, keyed by the number of scales.
-#: 13 scales: Infinity 2B/8B at 1024² (paper Sec. 4.1; the official default `bs_sis`).
-#: 10 scales: Infinity-8B at 512² (paper appendix, implementation details).
+#: The tts-var preset's descending schedules, in units of N, keyed by the number of scales
+#: (one for every scale count an Infinity pixel budget gives: 7, 10, 12, 13).
+#:
+#: * 13 scales (pn 1M, 1024²): the paper's (Sec. 4.1; the official default ``bs_sis``). Drops after
+#:   scales 2 and 5 (cluster), 6 and 9 (resample): 8 → 6 → 4 → 2 → 1.
+#: * 10 scales (pn 0.25M, 512²): the paper's for Infinity-8B (appendix). Same drops, except that the
+#:   last resample moves from 9 (the last scale there) to 8.
+#: * 12 and 7 scales (pn 0.60M and 0.06M): derived here, by the one rule that reproduces both paper
+#:   schedules. The scale grids of every pixel budget are prefixes of the 1M grids (same aspect
+#:   template), so a filter after scale k sees the same token grid at every budget. Rule: the same
+#:   four drops with the same counts (8 → 6 → 4 → 2 → 1; two cluster, then two resample points),
+#:   each at the paper's 13-scale position (2, 5, 6, 9) when that leaves room for the later ones
+#:   before the last scale, otherwise as late as that allows:
+#:   ``drop_i = min(paper_i, K - 2 - (3 - i))``. The last drop is thus never at the last scale:
+#:   there at least one scale is left after the last filter, so the four-filter example graph
+#:   ("Sample Scales (0) → filter" four times, then "Sample Scales (-1) → Select Best") runs
+#:   unchanged at every resolution, and the final selection always sees finished candidates
+#:   that were sampled after the last resampling (a resample at the last scale would leave
+#:   resampled duplicates with no scale to diverge in).
+#:
+#:   - 12 scales: 2, 5, 6, 9, exactly the paper's filters on exactly the paper's grids
+#:     (4×4, 12×12 | 16×16, 32×32 at 1:1); only the 64×64 scale is missing at the end.
+#:   - 7 scales (the grids end at 16×16): cluster after 2 (4×4, the paper's first cluster grid)
+#:     and 3 (6×6), resample after 4 (8×8) and 5 (12×12); scale 6 (16×16) is sampled by the
+#:     survivors alone. Only scales 2..5 can hold four drops before the last scale once the first
+#:     stays on the paper's 4×4 grid, so the later filters look at coarser images than at 1024²:
+#:     at this budget the whole image is 16×16 tokens, and 12×12 is already most of its structure.
 PAPER_SCHEDULES: dict[int, tuple[int, ...]] = {
     13: (8, 8, 6, 6, 6, 4, 2, 2, 2, 1, 1, 1, 1),
+    12: (8, 8, 6, 6, 6, 4, 2, 2, 2, 1, 1, 1),
     10: (8, 8, 6, 6, 6, 4, 2, 2, 1, 1),
+    7: (8, 8, 6, 4, 2, 1, 1),
 }
 
 FILTER_CLUSTER = "cluster"
@@ -78,7 +104,10 @@ def _fmt(sizes: Sequence[Any]) -> str:
 
 
 def _suggest(num_scales: int) -> str:
-    """A descending example list of the right length, stretched from the 13-scale paper schedule."""
+    """A descending example list of the right length: the tts-var schedule when there is one
+    (it works with the four-filter example graph), else stretched from the 13-scale one."""
+    if num_scales in PAPER_SCHEDULES:
+        return _fmt(PAPER_SCHEDULES[num_scales])
     base = PAPER_SCHEDULES[13]
     if num_scales == 1:
         return "1"
@@ -110,16 +139,16 @@ class BatchSchedule:
     # ------------------------------------------------------------------ constructors
     @classmethod
     def tts_var(cls, n: int, num_scales: int) -> "BatchSchedule":
-        """The paper's descending schedule ×N (13 scales: 1024²; 10 scales: Infinity-8B at 512²)."""
+        """The tts-var descending schedule ×N for 7, 10, 12 or 13 scales (:data:`PAPER_SCHEDULES`)."""
         n = _check_n(n)
         num_scales = _check_num_scales(num_scales)
         base = PAPER_SCHEDULES.get(num_scales)
         if base is None:
             supported = ", ".join(str(k) for k in sorted(PAPER_SCHEDULES))
             raise TTSVarError(
-                f"the tts-var preset has schedules for {supported} scales, but this model/resolution "
-                f"has {num_scales} scales. Use the 'custom' preset with {num_scales} non-increasing "
-                f"counts (each multiplied by N), for example '{_suggest(num_scales)}'."
+                f"the tts-var schedule is defined for {supported} scales (the Infinity pixel budgets), "
+                f"not for {num_scales}. Give a custom schedule of {num_scales} non-increasing counts "
+                f"(each multiplied by N), for example '{_suggest(num_scales)}'."
             )
         return cls(tuple(s * n for s in base))
 
@@ -408,8 +437,9 @@ def default_filters(schedule: BatchSchedule, num_scales: int) -> dict[int, str]:
 
     Rule: the first two drop scales (where the batch shrinks) use ``"cluster"`` (structure is
     visible but rewards are not yet reliable), every later drop scale uses ``"resample"``.
-    13-scale paper schedule → {2: cluster, 5: cluster, 6: resample, 9: resample};
-    10-scale 8B/512² schedule → {2: cluster, 5: cluster, 6: resample, 8: resample}.
+    13- and 12-scale tts-var schedules → {2: cluster, 5: cluster, 6: resample, 9: resample};
+    10-scale (8B/512²) → {2: cluster, 5: cluster, 6: resample, 8: resample};
+    7-scale → {2: cluster, 3: cluster, 4: resample, 5: resample} (see :data:`PAPER_SCHEDULES`).
     The final selection after the last scale is not part of the plan (it always runs); a drop at
     the last scale gets a filter like any other and the final selection follows it.
     A constant schedule (Best-of-N, importance sampling) has no drop scales, so the plan is empty:

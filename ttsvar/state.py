@@ -65,6 +65,28 @@ class VarState:
     events: tuple[dict, ...] = ()
     cache_slot: CacheSlot = field(default_factory=CacheSlot, repr=False)
 
+    def __post_init__(self) -> None:
+        """The stored bits are the truth everything is rebuilt from: their layout is checked
+        here, once, rather than misread later."""
+        b, grid = self.num_candidates, self.grid
+        if len(self.bits) > grid.num_scales:
+            raise TTSVarError(f"a state holds bits of {len(self.bits)} scales but its grid has {grid.num_scales}.")
+        token_bits = self.model.transformer.arch.token_bits
+        for k, bits in enumerate(self.bits):
+            expected = (b, *grid.scales[k], token_bits)
+            if tuple(bits.shape) != expected:
+                raise TTSVarError(
+                    f"a state's bits of scale {k} must be {list(expected)} (candidates, token grid, bits per "
+                    f"token), got {list(bits.shape)}."
+                )
+        if self.code_map is not None:
+            expected = (b, self.model.vae.codebook_dim, *self.model.latent_size(grid))
+            if tuple(self.code_map.shape) != expected:
+                raise TTSVarError(
+                    f"a state's code map must be {list(expected)} (candidates, VAE code width, final latent grid), "
+                    f"got {list(self.code_map.shape)}."
+                )
+
     @property
     def num_candidates(self) -> int:
         return len(self.lineage)

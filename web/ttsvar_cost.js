@@ -5,7 +5,9 @@ export const PN_SCALES = { "0.06M": 7, "0.25M": 10, "0.60M": 12, "1M": 13 };
 export const SQUARE_GRID = [1, 2, 4, 6, 8, 12, 16, 20, 24, 32, 40, 48, 64];
 export const PAPER = {
   13: [8, 8, 6, 6, 6, 4, 2, 2, 2, 1, 1, 1, 1],
+  12: [8, 8, 6, 6, 6, 4, 2, 2, 2, 1, 1, 1],
   10: [8, 8, 6, 6, 6, 4, 2, 2, 1, 1],
+  7: [8, 8, 6, 4, 2, 1, 1],
 };
 
 export function scheduleSizes(preset, n, pn, custom) {
@@ -13,7 +15,7 @@ export function scheduleSizes(preset, n, pn, custom) {
   if (!k) throw new Error(`unknown pn ${pn}`);
   n = Math.max(1, Math.floor(Number(n) || 1));
   if (preset === "tts-var") {
-    if (!PAPER[k]) throw new Error(`tts-var has schedules for 10 and 13 scales, not ${k}: use custom`);
+    if (!PAPER[k]) throw new Error(`tts-var has no schedule for ${k} scales`);
     return PAPER[k].map((s) => s * n);
   }
   if (preset === "best-of-n" || preset === "importance-sampling") return Array(k).fill(n);

@@ -1,3 +1,4 @@
+import json
 import sys
 from pathlib import Path
 
@@ -26,3 +27,26 @@ def _alias(pack):
 
     for sub in ("common", "loaders", "pipeline", "comfy_bridge", "scoring_adapter"):
         sys.modules[f"nodes_under_test.{sub}"] = importlib.import_module(f"{pack.__name__}.nodes.{sub}")
+
+
+@pytest.fixture(scope="session")
+def workflow_run(mappings):
+    """`workflow_run(name)`: the example workflow's tiny-model variant (workflow_defs.ci_variant),
+    run once per session and shared: (api graph, its Runner, the images of that first run).
+
+    The runner may be re-run by a test (the re-execution tests do); the images stay those of the
+    first run."""
+    from runner import Runner
+    from workflow_defs import OUT, ci_variant
+
+    runs = {}
+
+    def run(name):
+        if name not in runs:
+            api = ci_variant(json.loads((OUT / "api" / f"{name}.json").read_text()))
+            runner = Runner(mappings)
+            runner.run(api)
+            runs[name] = (api, runner, {nid: images.clone() for nid, images in runner.images.items()})
+        return runs[name]
+
+    return run

@@ -36,7 +36,6 @@ def test_impossible_custom_schedule(mappings):
     B = mappings["TTSVAR_BatchSchedule"]()
     _raises(lambda: B.build("custom", 1, "1M", "8,8,9,1"), "input 'custom'")
     _raises(lambda: B.build("custom", 1, "1M", "8,8,6,x"), "input 'custom'")
-    _raises(lambda: B.build("tts-var", 1, "0.06M", ""), "input 'preset'", "custom")
 
 
 def test_schedule_resolution_mismatch(mappings, parts):

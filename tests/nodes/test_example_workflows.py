@@ -6,9 +6,8 @@ import json
 import pytest
 import torch
 
-from runner import Runner
 from ui_convert import ui_to_api
-from workflow_defs import BUILTIN, OUT, WORKFLOWS, ci_variant
+from workflow_defs import BUILTIN, OUT, WORKFLOWS, ci_side
 
 NAMES = sorted(WORKFLOWS)
 
@@ -52,14 +51,13 @@ def test_workflow_uses_only_known_nodes_and_valid_values(name, mappings):
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_workflow_runs_on_tiny_model(name, mappings):
-    _, api = _load(name)
-    runner = Runner(mappings)
-    runner.run(ci_variant(api))
-    assert runner.images, "the workflow has an image output"
-    for images in runner.images.values():
+def test_workflow_runs_on_tiny_model(name, workflow_run):
+    api, _, outputs = workflow_run(name)
+    side = ci_side(api)
+    assert outputs, "the workflow has an image output"
+    for images in outputs.values():
         assert images.dtype == torch.float32 and images.ndim == 4 and images.shape[-1] == 3
-        assert images.shape[1:3] == (512, 512), images.shape
+        assert images.shape[1:3] == (side, side), images.shape
         assert 0.0 <= float(images.min()) and float(images.max()) <= 1.0
         expected = 1
         assert images.shape[0] == expected

@@ -95,7 +95,8 @@ def loaded(mappings, models_dir, monkeypatch, comfy):
 def test_sampler_loads_model_and_verifiers(mappings, loaded, comfy):
     L = loaded
     comfy.calls.clear()
-    images, state = mappings["TTSVAR_Sampler"]().run(L["model"], L["cond"], "best-of-n", 2, 512, 512, 3.0, 0.5, 0.97, 0, "value", 10.0,
+    # 256² (7 scales): which modules get loaded does not depend on the resolution
+    images, state = mappings["TTSVAR_Sampler"]().run(L["model"], L["cond"], "best-of-n", 2, 256, 256, 3.0, 0.5, 0.97, 0, "value", 10.0,
                                                       reward_model=L["reward"], feature_extractor=L["feats"])["result"]
     mods = _managed(comfy, 0)
     for m in (L["model"].transformer, L["model"].vae, L["reward"].model, L["feats"].vision):

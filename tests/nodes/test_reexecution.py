@@ -7,11 +7,6 @@ import pytest
 import torch
 
 from runner import Runner
-from workflow_defs import OUT, ci_variant
-
-
-def _api(name):
-    return ci_variant(json.loads((OUT / "api" / f"{name}.json").read_text()))
 
 
 def _final(runner):
@@ -24,11 +19,10 @@ def _find(api, class_type):
 
 
 @pytest.fixture(scope="module")
-def tts(mappings):
-    api = _api("ttsvar_tts_var")
-    runner = Runner(mappings)
-    runner.run(api)
-    return api, runner, _final(runner).clone()
+def tts(workflow_run):
+    api, runner, outputs = workflow_run("ttsvar_tts_var")
+    (first,) = outputs.values()
+    return api, runner, first
 
 
 def test_rerun_unchanged_executes_nothing(tts):

@@ -10,7 +10,7 @@ from ttsvar.infinity.grids import resolve_grid, PN_SCALES
 from ttsvar.schedule import BatchSchedule
 from ui_convert import REPO
 
-CASES = [("tts-var", 1, "1M", ""), ("tts-var", 2, "0.25M", ""), ("best-of-n", 4, "1M", ""),
+CASES = [("tts-var", 1, "1M", ""), ("tts-var", 2, "0.25M", ""), ("tts-var", 1, "0.60M", ""), ("tts-var", 3, "0.06M", ""), ("best-of-n", 4, "1M", ""),
          ("importance-sampling", 3, "0.60M", ""), ("raw", 5, "0.06M", ""), ("custom", 2, "0.06M", "8,6,6,4,2,2n,1")]
 
 

@@ -175,6 +175,24 @@ def make_dinov2_folder(folder: Path, registers: int = 0, seed: int = 0) -> Path:
     return folder
 
 
+# ---------------------------------------------------------------- T5 text encoder (Infinity's Flan-T5-XL stand-in)
+
+def make_t5_folder(folder: Path, seed: int = 0) -> Path:
+    """A tiny random T5 encoder and a word-level tokenizer, saved like a Hugging Face folder."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast, T5Config, T5EncoderModel
+
+    vocab = {"<pad>": 0, "</s>": 1, "<unk>": 2, **{w: i + 3 for i, w in enumerate("a red fox in the snow".split())}}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
+    PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>").save_pretrained(folder)
+    torch.manual_seed(seed)
+    cfg = T5Config(vocab_size=len(vocab), d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4)
+    T5EncoderModel(cfg).eval().save_pretrained(folder)
+    return folder
+
+
 # ---------------------------------------------------------------- ImageReward
 
 TINY_MED = dict(architectures=["BertModel"], attention_probs_dropout_prob=0.1, hidden_act="gelu",

@@ -1,6 +1,6 @@
 """Bits → BSQ codes, the running code map, and the 8B spatial-patchify reshapes.
 
-These are the conventions pinned down by `shared/reference/infinity_tiny/README.md`
+These are the conventions pinned down by `tests/data/infinity_tiny/README.md`
 ("Conventions") and the official per-scale loop (notes §2.9):
 
 * bit b of channel i maps to (2b − 1)/√d, and each token's d-vector is L2-normalised;
@@ -33,6 +33,7 @@ __all__ = [
     "patchify_bits",
     "patchify_map",
     "unpatchify_map",
+    "as_token_bits",
 ]
 
 
@@ -47,8 +48,20 @@ def _as_bhwd(bits: torch.Tensor) -> torch.Tensor:
     return bits
 
 
+def _check_bit_values(bits: torch.Tensor, name: str = "bits") -> None:
+    """Bits are bool or integer 0/1: a float tensor here is a code map or logits, not bits."""
+    if bits.dtype == torch.bool:
+        return
+    if bits.is_floating_point() or bits.is_complex():
+        raise TTSVarError(f"{name} must be 0/1 integers or booleans, got {bits.dtype} (codes or logits are not bits).")
+    if bits.numel() and (int(bits.min()) < 0 or int(bits.max()) > 1):
+        raise TTSVarError(f"{name} must be 0/1, got values in {int(bits.min())}..{int(bits.max())}.")
+
+
 def _as_bdhw(x: torch.Tensor, name: str) -> torch.Tensor:
     """Accept [B, d, h, w] or the official [B, d, 1, h, w]; return [B, d, h, w]."""
+    if not x.is_floating_point():
+        raise TTSVarError(f"{name} must be a floating-point code map [B, d, h, w], got {x.dtype} (bits are not codes).")
     if x.ndim == 5:
         if x.shape[2] != 1:
             raise TTSVarError(f"{name} with a time axis must have T = 1, got shape {tuple(x.shape)}.")
@@ -66,6 +79,7 @@ def bits_to_codes(bits: torch.Tensor, *, dtype: torch.dtype = torch.float32) -> 
     normalisation only removes rounding).
     """
     bits = _as_bhwd(bits)
+    _check_bit_values(bits)
     d = bits.shape[-1]
     scale = 1.0 / math.sqrt(d)
     b = bits.to(torch.float32)
@@ -139,9 +153,21 @@ def summed_codes_from_bits(bits_per_scale: list[torch.Tensor], *, patchify: bool
     if not bits_per_scale:
         raise TTSVarError("summed_codes_from_bits needs at least one scale.")
     grids = [_as_bhwd(b) for b in bits_per_scale]
+    layouts = {(b.shape[0], b.shape[-1]) for b in grids}
+    if len(layouts) > 1:
+        shapes = [tuple(b.shape) for b in grids]
+        raise TTSVarError(f"every scale's bits must be [B, h, w, d] with the same B and d, got {shapes}.")
     if patchify:
+        if grids[0].shape[-1] % 4:
+            raise TTSVarError(
+                f"with patchify, bits are 8B transformer tokens [B, h, w, 4d'], got width {grids[0].shape[-1]}; "
+                "bits of 2x2 VAE cells [B, 2h, 2w, d'] (the official layout) go in with patchify=False."
+            )
         grids = [unpatchify_bits(b) for b in grids]
     final = tuple(grids[-1].shape[1:3])
+    if any(b.shape[1] > final[0] or b.shape[2] > final[1] for b in grids):
+        shapes = [tuple(b.shape) for b in bits_per_scale]
+        raise TTSVarError(f"the last scale's bits must be on the largest grid (bits are [B, h, w, d]), got {shapes}.")
     summed = None
     for k, b in enumerate(grids):
         summed = add_scale(summed, bits_to_codes(b), last=k == len(grids) - 1, final_size=final)
@@ -212,3 +238,45 @@ def unpatchify_map(x: torch.Tensor) -> torch.Tensor:
     if x.shape[1] % 4:
         raise TTSVarError(f"patchified maps need a multiple of 4 channels, got {x.shape[1]}.")
     return F.pixel_shuffle(x, 2).contiguous()
+
+
+# ---- the boundary: one scale's bits as the transformer reads them ---------------------------
+
+
+def as_token_bits(
+    bits: torch.Tensor, grid: tuple[int, int], token_bits: int, *, patchify: bool, batch: int | None = None,
+    name: str = "bits",
+) -> torch.Tensor:
+    """One scale's bits in the transformer's token layout `[B, h, w, token_bits]`, or an error.
+
+    `grid` is the scale's token grid (h, w). Accepted layouts, told apart by their shape alone:
+
+    * tokens `[B, h, w, token_bits]`, or the official `[B, 1, h, w, token_bits]`;
+    * with `patchify` (8B) also VAE cells `[B, 2h, 2w, token_bits/4]` or `[B, 1, 2h, 2w, token_bits/4]`,
+      the layout the official code keeps its bits in (`gt_ls_Bl`); they are packed by `patchify_bits`.
+
+    Anything else is refused with the expected shapes; the bits are never reshaped blindly, which
+    would read one layout as the other.
+    """
+    h, w = int(grid[0]), int(grid[1])
+    if not isinstance(bits, torch.Tensor):
+        raise TTSVarError(f"{name} must be a tensor, got {type(bits).__name__}.")
+    shape = tuple(bits.shape)
+    b = batch if batch is not None else (shape[0] if shape else 0)
+    tokens = (b, h, w, token_bits)
+    cells = (b, 2 * h, 2 * w, token_bits // 4) if patchify else None
+    plain = bits[:, 0] if bits.ndim == 5 and shape[1] == 1 else bits
+    if tuple(plain.shape) == tokens:
+        out = plain
+    elif cells is not None and tuple(plain.shape) == cells:
+        out = patchify_bits(plain)
+    else:
+        expected = f"[{b}, {h}, {w}, {token_bits}] (tokens)"
+        if cells is not None:
+            expected += f" or [{b}, {2 * h}, {2 * w}, {token_bits // 4}] (2x2 VAE cells per token)"
+        raise TTSVarError(
+            f"{name} have shape {list(shape)} but this scale expects {expected}, optionally with a time axis of "
+            "1 after the batch."
+        )
+    _check_bit_values(out, name)
+    return out

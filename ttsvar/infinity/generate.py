@@ -14,7 +14,7 @@ from typing import Sequence
 import torch
 
 from ttsvar.errors import TTSVarError
-from ttsvar.infinity.codes import add_scale, bits_to_codes, next_scale_input, unpatchify_bits
+from ttsvar.infinity.codes import add_scale, as_token_bits, bits_to_codes, next_scale_input, unpatchify_bits
 from ttsvar.infinity.grids import ScaleGrid
 from ttsvar.infinity.kv_cache import KVCache
 from ttsvar.infinity.rope import rope_tables
@@ -144,9 +144,19 @@ class ScaleRun:
             guided=s.guided, cfg=s.cfg[k], tau=s.tau[k], cfg_layer=s.cfg_layer,
         )
 
+    def token_bits(self, bits: torch.Tensor, scale: int) -> torch.Tensor:
+        """`bits` of `scale` for this batch as [B, h, w, token_bits]; see `as_token_bits` for the
+        layouts accepted (the official ones included). A wrong shape is an error."""
+        if not 0 <= scale < self.grid.num_scales:
+            raise TTSVarError(f"bits were given for scale {scale}, but the grid has {self.grid.num_scales} scales.")
+        return as_token_bits(bits, self.grid.scales[scale], self.model.transformer.arch.token_bits,
+                             patchify=self.model.patchify, batch=self.batch, name=f"bits of scale {scale}")
+
     def replay(self, bits_per_scale: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         """Teacher forcing: run the given bits of the next scales through the model (filling the
-        cache and code map); returns each scale's logits."""
+        cache and code map); returns each scale's logits. Every scale's bits are checked before
+        the first forward pass."""
+        bits_per_scale = [self.token_bits(b, self.next_scale + i) for i, b in enumerate(bits_per_scale)]
         logits = []
         with torch.inference_mode():
             for bits in bits_per_scale:
@@ -155,10 +165,10 @@ class ScaleRun:
         return logits
 
     def commit(self, bits: torch.Tensor) -> None:
-        """Add this scale's bits [B, h, w, token_bits] to the code map and move to the next scale."""
+        """Add this scale's bits (any layout `token_bits` accepts) to the code map and move to the
+        next scale."""
         k = self.next_scale
-        h, w = self.grid.scales[k]
-        bits = bits.reshape(self.batch, h, w, -1)
+        bits = self.token_bits(bits, k)
         if self.model.patchify:
             bits = unpatchify_bits(bits)
         last = k == self.grid.num_scales - 1
@@ -190,6 +200,8 @@ def teacher_force(model, grid: ScaleGrid, settings: SamplingSettings, prompts: S
                   bits: Sequence[torch.Tensor], negatives: Sequence[torch.Tensor | None] | None = None):
     """Run the given bits (one tensor [B, h, w, token_bits] per scale, a prefix of the grid) through
     the model; returns (per-scale logits, the ScaleRun with its filled cache and code map).
+    The official layouts are accepted too (`[B, 1, h, w, token_bits]`; for 8B the VAE cells
+    `[B, 1, 2h, 2w, token_bits/4]` of `gt_ls_Bl`); any other shape is an error.
 
     Candidate b follows prompt b (one prompt per candidate); the parity tests compare these
     logits with the official model's. (The sampler rebuilds a state's cache the same way.)

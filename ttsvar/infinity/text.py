@@ -15,8 +15,10 @@ from pathlib import Path
 import torch
 
 from ttsvar.errors import MissingWeightsError, TTSVarError
+from ttsvar.hf_folder import load_pretrained, quiet_transformers
 
 MAX_TOKENS = 512
+T5_REPO = "google/flan-t5-xl"
 T5_HINT = (
     "Download the google/flan-t5-xl folder from Hugging Face (config.json, the model weights "
     "*.safetensors or pytorch_model*.bin, spiece.model / tokenizer.json) into ComfyUI's "
@@ -62,10 +64,13 @@ class T5TextEncoder:
         device = torch.device(device)
         dtype = dtype or t5_default_dtype(device)
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True, legacy=True)
-            self.model = T5EncoderModel.from_pretrained(str(folder), local_files_only=True, dtype=dtype)
+            with quiet_transformers():
+                self.tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True, legacy=True)
         except OSError as exc:
-            raise MissingWeightsError("T5 text encoder files", str(folder), f"{T5_HINT} ({exc})") from exc
+            raise MissingWeightsError("T5 tokenizer files", str(folder), f"{T5_HINT} ({exc})") from exc
+        # a full T5 folder (flan-t5-xl) also holds the decoder, which the encoder never reads
+        self.model = load_pretrained(T5EncoderModel, folder, what="the T5 text encoder", repo=T5_REPO, dtype=dtype,
+                                     harmless=("decoder.", "lm_head."))
         self.model.to(device).eval().requires_grad_(False)
         self.name = folder.name
         self.channels = self.model.config.d_model

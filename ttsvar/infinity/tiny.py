@@ -19,8 +19,8 @@ from ttsvar.infinity.transformer import InfinityArch, InfinityTransformer
 RANDOM_WEIGHTS_NOTICE = "random weights: the images are noise, this only exercises the pipeline"
 
 PRESETS: dict[str, dict] = {
-    # the shape of the official reference model in ../shared/reference/infinity_tiny
-    "tiny": dict(arch=InfinityArch(4, 128, 2, 256, 2, 32, 512), vae=dict(base_ch=32)),
+    # the shape of the official reference model in tests/data/infinity_tiny
+    "tiny": dict(arch=InfinityArch(4, 128, 2, 256, 2, 32, 512), vae=dict(base_ch=24, ch_mult=(1, 1, 2, 2, 4))),
     # the 8B layout in miniature: 56-bit tokens = 2x2 cells of a 14-bit, stride-8 VAE
     "tiny-patchify": dict(arch=InfinityArch(4, 128, 2, 256, 2, 56, 512), vae=dict(base_ch=32, codebook_dim=14, ch_mult=(1, 2, 4, 4))),
     "small": dict(arch=InfinityArch(8, 512, 8, 512, 4, 32, 2048), vae=dict(base_ch=32)),

@@ -352,8 +352,16 @@ class BSQVAE(nn.Module):
         return self.decode(summed_codes, max_batch=chunk)
 
     def decode_bits(self, bits_per_scale: list[torch.Tensor], **kw) -> torch.Tensor:
-        """Decode from each scale's bits `[B, h_k, w_k, d]` (convenience for tests and demos)."""
-        return self.decode(summed_codes_from_bits(bits_per_scale), **kw)
+        """Decode from each scale's bits (convenience for tests and demos): VAE cells
+        `[B, h_k, w_k, d]`, or 8B transformer tokens `[B, h_k, w_k, 4d]` (told apart by the width)."""
+        d = self.codebook_dim
+        widths = {int(b.shape[-1]) for b in bits_per_scale}
+        if widths not in ({d}, {4 * d}):
+            raise TTSVarError(
+                f"VAE decode_bits expects bits [B, h, w, {d}] (or 8B tokens [B, h, w, {4 * d}]) at every scale, "
+                f"got {[tuple(b.shape) for b in bits_per_scale]}."
+            )
+        return self.decode(summed_codes_from_bits(bits_per_scale, patchify=widths == {4 * d}), **kw)
 
     # -- encoding (reconstruction / editing; not needed for text-to-image) --
     def encode_features(self, images: torch.Tensor) -> torch.Tensor:

@@ -31,6 +31,7 @@ import torch
 import torch.nn as nn
 
 from ttsvar.errors import TTSVarError
+from ttsvar.hf_folder import load_pretrained, quiet_transformers
 from ttsvar.scoring import _common as C
 
 _HF_WEIGHTS = ["model.safetensors", "pytorch_model.bin", "model.safetensors.index.json", "pytorch_model.bin.index.json",
@@ -49,6 +50,8 @@ HINT_AESTHETIC = ("Download sac+logos+ava1-l14-linearMSE.pth from christophschuh
                   "(GitHub; also mirrored on Hugging Face) and the CLIP folder openai/clip-vit-large-patch14 "
                   "(pass it as clip_path, or put the .pth inside the CLIP folder).")
 AESTHETIC_FILE = "sac+logos+ava1-l14-linearMSE.pth"
+CLIP_REPO = "openai/clip-vit-large-patch14"
+PICKSCORE_REPO = "yuvalkirstain/PickScore_v1"
 HPS_FILES = ["HPS_v2.1_compressed.pt", "HPS_v2_compressed.pt"]
 
 
@@ -56,13 +59,6 @@ HPS_FILES = ["HPS_v2.1_compressed.pt", "HPS_v2_compressed.pt"]
 
 def _check_hf_folder(path, hint: str, what: str) -> Path:
     return C.require_files(path, [["config.json"], _HF_WEIGHTS], what=what, hint=hint)
-
-
-def _from_pretrained(cls, folder: Path, dtype: torch.dtype, what: str):
-    try:
-        return cls.from_pretrained(str(folder), local_files_only=True, dtype=dtype)
-    except (OSError, ValueError, KeyError, RuntimeError) as e:
-        raise TTSVarError(f"Could not load {what} from {folder}: {type(e).__name__}: {e}") from e
 
 
 def load_clip_tokenizer(folder: str | os.PathLike, *, hint: str = HINT_CLIP):
@@ -74,7 +70,8 @@ def load_clip_tokenizer(folder: str | os.PathLike, *, hint: str = HINT_CLIP):
     from transformers import CLIPTokenizer
 
     try:
-        return CLIPTokenizer.from_pretrained(str(folder), local_files_only=True)
+        with quiet_transformers():
+            return CLIPTokenizer.from_pretrained(str(folder), local_files_only=True)
     except (OSError, ValueError) as e:
         raise TTSVarError(f"Could not read the CLIP tokenizer in {folder}: {e}") from e
 
@@ -229,29 +226,32 @@ class ClipImageFeatures(C.ModuleBacked):
 
 # ---------------------------------------------------------------- loaders
 
-def _load_clip_model(folder: Path, dtype: torch.dtype, device: torch.device, what: str):
+# what a vision-only load leaves unused in a full CLIP folder
+_TEXT_TOWER = ("text_model.", "text_projection.", "logit_scale")
+
+
+def _load_clip_model(folder: Path, dtype: torch.dtype, device: torch.device, what: str, repo: str):
     from transformers import CLIPModel
 
-    return _from_pretrained(CLIPModel, folder, dtype, what).to(device)
+    return load_pretrained(CLIPModel, folder, what=what, repo=repo, dtype=dtype).to(device)
 
 
-def _load_vision(folder: Path, dtype: torch.dtype, device: torch.device, what: str):
-    """Only the vision tower (+ projection) of a CLIP folder. The projection width lives in the
-    top-level CLIPConfig, not always in its vision_config, so the config is built here."""
+def _load_vision(folder: Path, dtype: torch.dtype, device: torch.device, what: str, repo: str):
+    """Only the vision tower (+ projection) of a CLIP folder; its text tower is left unread. The
+    projection width lives in the top-level CLIPConfig, not always in its vision_config, so the
+    config is built here."""
     from transformers import CLIPConfig, CLIPVisionConfig, CLIPVisionModelWithProjection
 
     kind = json.loads((folder / "config.json").read_text()).get("model_type")
-    if kind == "clip":
-        full = CLIPConfig.from_pretrained(str(folder), local_files_only=True)
-        vcfg = full.vision_config
-        vcfg.projection_dim = full.projection_dim
-    else:
-        vcfg = CLIPVisionConfig.from_pretrained(str(folder), local_files_only=True)
-    try:
-        model = CLIPVisionModelWithProjection.from_pretrained(str(folder), config=vcfg, local_files_only=True,
-                                                              dtype=dtype)
-    except (OSError, ValueError, KeyError, RuntimeError) as e:
-        raise TTSVarError(f"Could not load {what} from {folder}: {type(e).__name__}: {e}") from e
+    with quiet_transformers():
+        if kind == "clip":
+            full = CLIPConfig.from_pretrained(str(folder), local_files_only=True)
+            vcfg = full.vision_config
+            vcfg.projection_dim = full.projection_dim
+        else:
+            vcfg = CLIPVisionConfig.from_pretrained(str(folder), local_files_only=True)
+    model = load_pretrained(CLIPVisionModelWithProjection, folder, what=what, repo=repo, dtype=dtype, config=vcfg,
+                            harmless=_TEXT_TOWER)
     return model.to(device)
 
 
@@ -262,7 +262,7 @@ def load_clip_score(path: str | os.PathLike, *, device: torch.device | str | Non
     dtype = C.resolve_dtype(dtype, device)
     folder = _check_hf_folder(path, HINT_CLIP, "CLIP model files")
     tok = load_clip_tokenizer(folder, hint=HINT_CLIP)
-    model = _load_clip_model(folder, dtype, device, "CLIP")
+    model = _load_clip_model(folder, dtype, device, "CLIP", CLIP_REPO)
     proc = read_image_processing(folder, model.config.vision_config.image_size)
     return ClipSimilarityReward(model, tok, name="clip", scale=100.0, proc=proc, device=device, dtype=dtype)
 
@@ -277,7 +277,7 @@ def load_pickscore(path: str | os.PathLike, *, processor_path: str | os.PathLike
     folder = _check_hf_folder(path, HINT_PICKSCORE, "PickScore model files")
     proc_dir = Path(processor_path) if processor_path is not None else folder
     tok = load_clip_tokenizer(proc_dir, hint=HINT_PICKSCORE)
-    model = _load_clip_model(folder, dtype, device, "PickScore")
+    model = _load_clip_model(folder, dtype, device, "PickScore", PICKSCORE_REPO)
     proc = read_image_processing(proc_dir, model.config.vision_config.image_size)
     return ClipSimilarityReward(model, tok, name="pickscore", scale=None, proc=proc, device=device, dtype=dtype)
 
@@ -289,7 +289,7 @@ def load_clip_features(path: str | os.PathLike, *, device: torch.device | str | 
     device = C.resolve_device(device)
     dtype = C.resolve_dtype(dtype, device)
     folder = _check_hf_folder(path, HINT_CLIP, "CLIP model files")
-    vision = _load_vision(folder, dtype, device, "the CLIP vision tower")
+    vision = _load_vision(folder, dtype, device, "the CLIP vision tower", CLIP_REPO)
     proc = read_image_processing(folder, vision.config.image_size)
     return ClipImageFeatures(vision, proc, device=device, dtype=dtype)
 
@@ -309,7 +309,7 @@ def load_aesthetic(path: str | os.PathLike, *, clip_path: str | os.PathLike | No
     dim = sd["layers.0.weight"].shape[1] if "layers.0.weight" in sd else 768
     head = AestheticMlp(dim)
     C.load_strict(head, sd, source=str(head_file))
-    vision = _load_vision(clip_dir, dtype, device, "the CLIP vision tower")
+    vision = _load_vision(clip_dir, dtype, device, "the CLIP vision tower", CLIP_REPO)
     if vision.config.projection_dim != dim:
         raise TTSVarError(f"The aesthetic head expects {dim}-d CLIP embeddings but {clip_dir} gives "
                           f"{vision.config.projection_dim}-d ones; use CLIP ViT-L/14 (openai/clip-vit-large-patch14).")

@@ -22,6 +22,7 @@ import os
 import torch
 
 from ttsvar.errors import TTSVarError
+from ttsvar.hf_folder import load_pretrained
 from ttsvar.scoring import _common as C
 
 HINT_DINOV2 = ("Download a Hugging Face DINOv2 folder (config.json, model.safetensors), e.g. "
@@ -100,14 +101,13 @@ def load_dinov2(path: str | os.PathLike, *, mode: str = "pca", image_size: int =
     model_type = cfg.get("model_type")
     if model_type == "dinov2":
         from transformers import Dinov2Model as cls
+        repo = "facebook/dinov2-large"
     elif model_type == "dinov2_with_registers":
         from transformers import Dinov2WithRegistersModel as cls
+        repo = "facebook/dinov2-with-registers-large"
     else:
         raise TTSVarError(f"{folder / 'config.json'} describes a {model_type!r} model, not DINOv2. {HINT_DINOV2}")
-    try:
-        model = cls.from_pretrained(str(folder), local_files_only=True, dtype=dtype).to(device)
-    except (OSError, ValueError) as e:
-        raise TTSVarError(f"Could not load DINOv2 from {folder}: {type(e).__name__}: {e}") from e
+    model = load_pretrained(cls, folder, what="DINOv2", repo=repo, dtype=dtype).to(device)
     mean, std = C.IMAGENET_MEAN, C.IMAGENET_STD
     pp = folder / "preprocessor_config.json"
     if pp.is_file():

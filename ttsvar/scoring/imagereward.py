@@ -42,6 +42,7 @@ import torch
 import torch.nn as nn
 
 from ttsvar.errors import MissingWeightsError, TTSVarError
+from ttsvar.hf_folder import quiet_transformers
 from ttsvar.scoring import _common as C
 
 IMAGEREWARD_MEAN = 0.16717362830052426
@@ -223,7 +224,8 @@ class ImageRewardScorer(C.ModuleBacked):
 def _load_bert_tokenizer(folder: Path):
     from transformers import BertTokenizer
 
-    tok = BertTokenizer.from_pretrained(str(folder), local_files_only=True)
+    with quiet_transformers():
+        tok = BertTokenizer.from_pretrained(str(folder), local_files_only=True)
     # the same special tokens BLIP adds (ids 30522/30523 with bert-base-uncased); prompts don't use them
     tok.add_special_tokens({"bos_token": "[DEC]"})
     tok.add_special_tokens({"additional_special_tokens": ["[ENC]"]})

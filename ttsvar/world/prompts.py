@@ -6,7 +6,7 @@ the same class with ``count + 1``) and ``prompt`` (the caption, built with GenEv
 A file of such dicts, one per line, is what GenEval's scorer reads as ``metadata.jsonl``.
 
 The world is small, so each category has a finite list of distinct prompts (``all_prompts``):
-5 single-object, 20 two-object, 15 counting, 30 colour, 80 position and 600 colour-attribution
+4 single-object, 12 two-object, 12 counting, 24 colour, 48 position and 360 colour-attribution
 prompts. A balanced set of a few hundred prompts therefore repeats the small categories; it
 cycles through a shuffled list of all of them so every prompt appears equally often.
 """
@@ -55,7 +55,8 @@ def position(shape_a: str, relation: str, shape_b: str) -> Metadata:
 
 def color_attr(shape_a: str, color_a: str, shape_b: str, color_b: str) -> Metadata:
     return {"tag": "color_attr",
-            "include": [{"class": shape_a, "count": 1, "color": color_a}, {"class": shape_b, "count": 1, "color": color_b}],
+            "include": [{"class": shape_a, "count": 1, "color": color_a},
+                        {"class": shape_b, "count": 1, "color": color_b}],
             "prompt": f"a photo of {with_article(color_a)} {shape_a} and {with_article(color_b)} {shape_b}"}
 
 
@@ -153,16 +154,18 @@ def read_prompts(path: str | Path) -> list[Metadata]:
     """Read a JSON-lines prompt file, checking every line against the schema."""
     path = Path(path)
     if not path.is_file():
-        raise TTSVarError(f"prompt file {path} not found; write one with ttsvar.world.write_prompts(path, prompt_set(...))")
+        raise TTSVarError(f"prompt file {path} not found; "
+                          "write one with ttsvar.world.write_prompts(path, prompt_set(...))")
     out = []
     for number, line in enumerate(path.read_text().splitlines(), 1):
         if not line.strip():
             continue
         try:
-            metadata = json.loads(line)
+            out.append(validate_metadata(json.loads(line)))
         except json.JSONDecodeError as err:
             raise TTSVarError(f"{path}, line {number}: not valid JSON ({err.msg})") from None
-        out.append(validate_metadata(metadata))
+        except TTSVarError as err:
+            raise TTSVarError(f"{path}, line {number}: {err}") from None
     return out
 
 

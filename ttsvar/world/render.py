@@ -30,7 +30,6 @@ _POLYGONS: dict[str, list[tuple[float, float]]] = {
     # Vertices in a box spanning -1..1 on both axes, y pointing down.
     "square": [(-1, -1), (1, -1), (1, 1), (-1, 1)],
     "triangle": [(0, -1), (1, 1), (-1, 1)],
-    "diamond": [(0, -1), (1, 0), (0, 1), (-1, 0)],
     "cross": [(-_a, -1), (_a, -1), (_a, -_a), (1, -_a), (1, _a), (_a, _a), (_a, 1), (-_a, 1),
               (-_a, _a), (-1, _a), (-1, -_a), (-_a, -_a)],
 }
@@ -91,6 +90,7 @@ def render(scene: "Scene", size: int | tuple[int, int] = 128) -> np.ndarray:
         if px1 <= px0 or py1 <= py0:
             continue
         patch = Image.new("L", ((px1 - px0) * s, (py1 - py0) * s), 0)
-        draw_shape(ImageDraw.Draw(patch), obj.shape, ((x0 - px0) * s, (y0 - py0) * s, (x1 - px0) * s, (y1 - py0) * s), 255)
+        box = ((x0 - px0) * s, (y0 - py0) * s, (x1 - px0) * s, (y1 - py0) * s)
+        draw_shape(ImageDraw.Draw(patch), obj.shape, box, 255)
         image.paste(COLORS[obj.color], (px0, py0), patch.reduce(s))
     return np.array(image)

@@ -102,13 +102,15 @@ def evaluate(objects: Sequence[WorldObject], metadata: dict) -> tuple[bool, str]
             placed = _place(candidates, targets, metadata["include"][target]["count"], relation, need)
             if placed is None:
                 seen = sorted({r for o in candidates for t in targets if o is not t for r in relations(o.bbox, t.bbox)})
-                reasons.append(f"expected {clause['class']} {relation} target, found {' and '.join(seen) or 'no relation'}")
+                found = " and ".join(seen) or "no relation"
+                reasons.append(f"expected {clause['class']} {relation} target, found {found}")
                 groups.append(None)
                 continue
             candidates = placed
         groups.append(candidates)
     for clause in metadata.get("exclude", []):
-        present = [o for o in objects if o.shape == clause["class"] and ("color" not in clause or o.color == clause["color"])]
+        present = [o for o in objects
+                   if o.shape == clause["class"] and ("color" not in clause or o.color == clause["color"])]
         if len(present) >= clause["count"]:
             reasons.append(f"expected {_describe(clause)}<{clause['count']}, found {len(present)}")
     return not reasons, "\n".join(reasons)

@@ -30,18 +30,19 @@ SIZE_RANGES: dict[int, tuple[float, float]] = {1: (0.20, 0.32), 2: (0.17, 0.28),
 EDGE_MARGIN = 0.04
 GAP = 0.05
 RELATION_MARGIN = (0.6, 0.35)
-"""A position scene is drawn with its relation clear of GenEval's 0.5 thresholds: the named
-direction's component beyond 0.6 and the other axis's within 0.35, so exactly one relation holds
-and a small shift of the drawn boxes (blur, a decoder) does not flip the answer."""
+"""A relation is *clear* when it holds with room to spare under GenEval's 0.5 thresholds: the named
+direction's component beyond 0.6 and the other axis's within 0.35. Position scenes are drawn, and
+descriptive captions name a relation, only when it is clear, so exactly one relation holds and a
+small shift of the drawn boxes (blur, a decoder) does not flip the answer."""
 _MAX_TRIES = 400
 
 
 @dataclass(frozen=True)
 class SceneObject:
-    shape: str
-    color: str
-    center: tuple[float, float]
-    size: float
+    shape: str  # one of SHAPES
+    color: str  # a COLORS name
+    center: tuple[float, float]  # (x, y) as fractions of width and height, y downwards
+    size: float  # side of its square box as a fraction of the image side
 
     @property
     def bbox(self) -> tuple[float, float, float, float]:
@@ -70,8 +71,8 @@ class Scene:
     def describe(self, subject: int = 0) -> str:
         """The most specific caption of the scene in the world's grammar.
 
-        Two objects of different shapes with exactly one GenEval relation between them are told
-        with it ("a red circle left of a blue square", ``subject`` choosing which comes first);
+        Two objects of different shapes in a clear relation (``clear_relation``) are told with it
+        ("a red circle left of a blue square", ``subject`` choosing which comes first);
         otherwise objects are grouped by colour and shape ("three red circles", "a red circle
         and a blue square").
         """
@@ -80,9 +81,10 @@ class Scene:
             raise TTSVarError("an empty scene has no caption in this world")
         if len(objs) == 2 and objs[0].shape != objs[1].shape:
             a, b = objs[subject], objs[1 - subject]
-            found = rules.relations(a.bbox, b.bbox)
-            if len(found) == 1:
-                return f"a photo of {with_article(f'{a.color} {a.shape}')} {found.pop()} {with_article(f'{b.color} {b.shape}')}"
+            relation = clear_relation(a.bbox, b.bbox)
+            if relation is not None:
+                first, second = with_article(f"{a.color} {a.shape}"), with_article(f"{b.color} {b.shape}")
+                return f"a photo of {first} {relation} {second}"
         groups = Counter((o.color, o.shape) for o in objs)
         phrases = []
         for (color, shape), k in groups.items():
@@ -170,10 +172,19 @@ def _apart(boxes) -> bool:
 
 def _clear(a, relation, b) -> bool:
     box = lambda x, y, s: (x - s / 2, y - s / 2, x + s / 2, y + s / 2)  # noqa: E731
-    dx, dy = rules.relation_components(box(*a), box(*b))
-    main, cross = (dx, dy) if relation in ("left of", "right of") else (dy, dx)
-    sign = -1 if relation in ("left of", "above") else 1
-    return sign * main > RELATION_MARGIN[0] and abs(cross) < RELATION_MARGIN[1]
+    return clear_relation(box(*a), box(*b)) == relation
+
+
+def clear_relation(box_a, box_b) -> str | None:
+    """The one relation of A to B that holds with ``RELATION_MARGIN`` to spare, if any."""
+    dx, dy = rules.relation_components(box_a, box_b)
+    horizontal = abs(dx) >= abs(dy)
+    main, cross = (dx, dy) if horizontal else (dy, dx)
+    if abs(main) <= RELATION_MARGIN[0] or abs(cross) >= RELATION_MARGIN[1]:
+        return None
+    if horizontal:
+        return "left of" if dx < 0 else "right of"
+    return "above" if dy < 0 else "below"
 
 
 @dataclass(frozen=True)
@@ -225,6 +236,7 @@ def training_pairs(n: int, seed: int, size: int = 128, start: int = 0, **kwargs)
 
 
 __all__ = [
-    "Background", "Scene", "SceneObject", "TrainingSample", "all_prompts", "prompt_set", "render", "sample_background",
+    "Background", "Scene", "SceneObject", "TrainingSample", "all_prompts", "clear_relation", "prompt_set", "render",
+    "sample_background",
     "sample_prompt", "sample_scene", "satisfies", "training_pairs", "training_sample",
 ]

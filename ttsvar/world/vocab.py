@@ -13,15 +13,16 @@ colour-shifted output of a small generative model:
   square    1.00                   centred                      fills its box
   triangle  0.50 (apex up)         low (centroid at 2/3 down)   top-bottom asymmetry
   cross     0.64 (arms 0.4 wide)   centred, concave             empty box corners, arms
-  diamond   0.50                   centred                      corners at the box's edge mid-points
   ========  =====================  ==========================  ===========================
 
-  Pairwise overlaps of these templates (IoU in a common box) are at most 0.79 (circle/square),
-  so a blurred shape still lies nearest its own template. Stars, hearts or rings were left out:
-  their defining details (points, the hole) vanish at 20 px after a stride-8 VAE.
+  The closest pair (circle, square) overlaps at IoU 0.79 in a common box. A diamond was tried and
+  dropped: blurred, its outline is as near a circle's or a cross's as its own (at a 2 px blur the
+  checker took over half of them for one of those; with blurred templates it took clean circles
+  for blurred diamonds). Stars, hearts and rings were not tried: their defining details (points,
+  the hole) vanish at 20 px after a stride-8 VAE.
 - **Colours** are six saturated hues named as GenEval names them; in RGB every pair is at least
-  98 apart (orange/yellow is the closest pair) so a median colour shifted by a few tens of levels
-  still lands on the right name.
+  98 apart (orange/yellow is the closest pair) so a colour shifted by a few tens of levels still
+  lands on the right name.
 - **Backgrounds** are unsaturated light or dark tones (plain, a gentle gradient between two tones
   of the same group, or a low-amplitude smooth texture); every background tone is at least 100
   (RGB) from every object colour, and a gradient never crosses the mid-grey band where it would
@@ -93,3 +94,6 @@ def _vocabulary() -> tuple[str, ...]:
 VOCABULARY: tuple[str, ...] = _vocabulary()
 """Every word a caption of this world can contain, lower case, in a fixed order (a word-level
 text encoder may use the position in this tuple as the token id)."""
+
+MAX_CAPTION_WORDS = 11
+"""The longest caption the world writes: "a photo of an orange triangle left of a purple cross"."""
