@@ -44,6 +44,7 @@ HISTORY = torch.tensor(
 def test_potential_kinds(kind, expected):
     out = potential(HISTORY, kind)
     assert out.shape == (3,)
+    # a few float32 additions of O(1) values vs decimal literals: rounding stays below 1e-6 on any CPU
     assert torch.allclose(out, torch.tensor(expected), atol=1e-6)
 
 

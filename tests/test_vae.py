@@ -237,6 +237,7 @@ def test_encode_shapes_and_consistency() -> None:
     with torch.inference_mode():
         bits, summed = model.encode(img, [(1, 1), (2, 3), (4, 6), (8, 12)])
     assert [tuple(b.shape) for b in bits] == [(2, 1, 1, 32), (2, 2, 3, 32), (2, 4, 6, 32), (2, 8, 12, 32)]
+    # the same additions of ±1/√d codes, resized by the same kernels: float32 rounding of O(1) sums
     torch.testing.assert_close(summed_codes_from_bits(bits), summed, rtol=0, atol=1e-6)
 
 
@@ -249,6 +250,7 @@ def test_bits_to_codes_values() -> None:
     codes = bits_to_codes(bits)
     assert codes.shape == (2, d, 3, 4) and codes.dtype == torch.float32
     expected = (2 * bits.float() - 1) / d**0.5
+    # ±1/√d computed two ways in float32 (one rounding each) and a norm of d such terms: a few ulps
     torch.testing.assert_close(codes, expected.permute(0, 3, 1, 2), rtol=0, atol=1e-7)
     torch.testing.assert_close(codes.norm(dim=1), torch.ones(2, 3, 4), rtol=0, atol=1e-6)
     torch.testing.assert_close(bits_to_codes(bits.bool()), codes)
@@ -274,6 +276,7 @@ def test_summed_codes_from_reference_bits(reference_case, case: str) -> None:
     run = None
     for k, b in enumerate(bits):
         run = add_scale(run, bits_to_codes(b), last=k == len(bits) - 1, final_size=final)
+    # the encoder's own running sum, the same operations in the same order: bit-identical
     torch.testing.assert_close(run, summed, rtol=0, atol=0)
 
 
@@ -282,6 +285,7 @@ def test_bilinear_equals_official_trilinear() -> None:
     x = torch.randn(2, 5, 3, 4, generator=g)
     for size in [(16, 16), (15, 20), (6, 8), (2, 3), (1, 1), (7, 5)]:
         official = F.interpolate(x.unsqueeze(2), size=(1, *size), mode="trilinear", align_corners=False)
+        # bilinear vs trilinear with t = 1: the same taps, summed in another order (float32 ulps of O(1))
         torch.testing.assert_close(resize_codes(x, size), official.squeeze(2), rtol=0, atol=1e-6)
         torch.testing.assert_close(resize_codes(x.unsqueeze(2), size), official.squeeze(2), rtol=0, atol=1e-6)
 
@@ -310,6 +314,8 @@ def test_next_scale_input_shape_and_order() -> None:
         assert torch.equal(same[:, y * 6 + x], summed[:, :, y, x])
     small = next_scale_input(summed, (2, 3))
     official = F.interpolate(summed.unsqueeze(2), size=(1, 2, 3), mode="trilinear").squeeze(2)
+    # our bilinear resize vs the official trilinear call: a 2× downsample averages four integers, exact
+    # in float32 in any order, so the tolerance admits no real difference
     torch.testing.assert_close(small, official.flatten(2).transpose(1, 2), rtol=0, atol=1e-6)
 
 
@@ -333,6 +339,7 @@ def test_patchify_map_and_next_scale_input() -> None:
     # patchified next input: resize to the VAE grid (2h, 2w), pixel_unshuffle(2), flatten
     tok = next_scale_input(m, (2, 3), patchify=True)
     ref = F.pixel_unshuffle(F.interpolate(m.unsqueeze(2), size=(1, 4, 6), mode="trilinear").squeeze(2), 2)
+    # the same resize and a pure permutation: float32 ulps of O(1) values
     torch.testing.assert_close(tok, ref.flatten(2).transpose(1, 2), rtol=0, atol=1e-6)
     # bits → codes commutes with the patchify reshape
     bits = torch.randint(0, 2, (1, 2, 3, 56))

@@ -86,6 +86,8 @@ def test_scores_match_reference_forward(scorer, tiny_dirs, images):
     ref = reference_imagereward(sd, TINY_MED, scorer.preprocess(images), ids, mask)
     got = scorer.score(images, PROMPTS)
     assert got.dtype == torch.float32 and got.device.type == "cpu" and got.shape == (4,)
+    # same weights through other modules: float32 sums over a few hundred terms in another order;
+    # scores are O(1), so 1e-4 absolute is ~100x the rounding on any CPU/thread count
     torch.testing.assert_close(got, ref, atol=1e-4, rtol=1e-5)
 
 
@@ -105,7 +107,9 @@ def test_tokenization_like_blip(scorer):
 def test_batch_equals_one_by_one(scorer, images):
     batch = scorer.score(images, PROMPTS)
     single = torch.cat([scorer.score(images[i:i + 1], PROMPTS[i:i + 1]) for i in range(len(PROMPTS))])
-    torch.testing.assert_close(batch, single, atol=1e-5, rtol=0)
+    # the batch size changes how matmul kernels block their float32 sums (differs by CPU and thread
+    # count): compare relative to the scores' magnitude
+    torch.testing.assert_close(batch, single, rtol=1e-4, atol=1e-5 * float(single.abs().max()))
 
 
 def test_input_size_read_from_checkpoint(scorer):
@@ -118,6 +122,7 @@ def test_float64_and_bfloat16(tiny_dirs, images, scorer):
     assert next(s64.net.parameters()).dtype == torch.float64
     out64 = s64.score(images, PROMPTS)
     assert out64.dtype == torch.float32
+    # float64 vs the float32 run: the float32 rounding (~1e-6 relative per layer) bounds the gap
     torch.testing.assert_close(out64, ref, atol=1e-4, rtol=1e-5)
     sbf = load_imagereward(tiny_dirs["imagereward"], dtype="bf16")
     assert sbf.net.blip.visual_encoder.embeddings.class_embedding.dtype == torch.bfloat16
@@ -218,4 +223,5 @@ def test_equivalence_with_image_reward_package(tmp_path, images, monkeypatch, vi
         ref = ((mlp(h.last_hidden_state[:, 0]) - IMAGEREWARD_MEAN) / IMAGEREWARD_STD)[:, 0]
     got = ours.score(images, PROMPTS)
     assert ref.std() > 1e-2  # the scores differ between samples: a constant output cannot match by accident
+    # identical operations in the same order, only other module objects: float32 noise of O(1) scores
     torch.testing.assert_close(got, ref.float(), atol=1e-5, rtol=0)

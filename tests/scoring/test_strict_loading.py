@@ -115,6 +115,7 @@ def test_vision_only_loaders_ignore_the_text_tower_but_not_unknown_weights(tiny_
         sd["vision_model.embeddings.position_ids"] = torch.arange(17)[None]  # an old transformers buffer
 
     folder = _edited_copy(tiny_dirs["clip"], tmp_path / "text_damaged", text_damage)
+    # the same weights and the same operations: bit-identical
     torch.testing.assert_close(load_clip_features(folder).features(images), good.features(images), rtol=0, atol=0)
 
     def deeper(sd):
@@ -132,6 +133,7 @@ def test_t5_folder_with_a_decoder_loads(tmp_path, t5_dir):
         sd["lm_head.weight"] = torch.zeros(9, 32)
 
     folder = _edited_copy(t5_dir, tmp_path / "t5_full", add_decoder)
+    # the decoder's extra weights are dropped; the encoder's are the same: bit-identical
     torch.testing.assert_close(load_text_encoder(folder).features("a red fox"),
                                load_text_encoder(t5_dir).features("a red fox"), rtol=0, atol=0)
 
