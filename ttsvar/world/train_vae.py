@@ -51,13 +51,13 @@ class VAETrainConfig:
 
     seed: int = 0
     steps: int = 900
-    batch: int = 16
+    batch: int = 8
     lr: float = 2e-3
     warmup: int = 30
     weight_decay: float = 0.01
     codebook_dim: int = 16
-    base_ch: int = 24
-    ch_mult: tuple[int, ...] = (1, 2, 2)
+    base_ch: int = 48
+    ch_mult: tuple[int, ...] = (1, 1, 1)
     num_res_blocks: int = 1
     edge_weight: float = 1.0
     commit_weight: float = 0.25
