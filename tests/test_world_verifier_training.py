@@ -17,7 +17,7 @@ from ttsvar.world.scenes import sample_scene, training_sample
 from ttsvar.world.vocab import TAGS
 
 TINY = dataclasses.replace(T.VerifierConfig(), image_size=32, width=32, heads=2, vision_layers=1, text_layers=1,
-                           projection=16, pairs=4, negatives=1, steps=3, warmup=1, checkpoint_every=1, threads=1)
+                           projection=16, pairs=4, negatives=1, steps=3, warmup=1, checkpoint_every=1)
 
 
 def test_every_prompt_and_description_parses_back():
