@@ -17,7 +17,7 @@ from ttsvar.world.scenes import sample_scene, training_sample
 from ttsvar.world.vocab import TAGS
 
 TINY = dataclasses.replace(T.VerifierConfig(), image_size=32, width=32, heads=2, vision_layers=1, text_layers=1,
-                           projection=16, pairs=4, negatives=1, steps=3, warmup=1, checkpoint_every=1, threads=1)
+                           projection=16, pairs=4, negatives=1, steps=3, warmup=1, checkpoint_every=1)
 
 
 def test_every_prompt_and_description_parses_back():
@@ -90,12 +90,10 @@ def _weights(out):
 def test_training_is_deterministic_and_resume_equals_uninterrupted(tmp_path):
     full = T.train(tmp_path / "full", seed=1, config=TINY, progress=False)
     assert full.finished and full.step == 3 and len(full.losses) == 3
-    again = T.train(tmp_path / "again", seed=1, config=TINY, progress=False)
-    # same process, same threads, same data: the arithmetic is identical, so results are bitwise equal
-    assert again.losses == full.losses
-
+    # a second fresh run: same process, threads and data, so the arithmetic is identical and the
+    # losses bitwise equal (the first two steps of `part` repeat those of `full`)
     part = T.train(tmp_path / "part", seed=1, config=TINY, stop_at=2, progress=False)
-    assert part.step == 2 and not part.finished
+    assert part.step == 2 and not part.finished and part.losses == full.losses[:2]
     with pytest.raises(TTSVarError, match="--resume"):
         T.train(tmp_path / "part", seed=1, config=TINY, progress=False)
     rest = T.train(tmp_path / "part", seed=1, config=TINY, resume=True, progress=False)

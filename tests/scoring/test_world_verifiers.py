@@ -98,7 +98,7 @@ def test_loading_is_strict(tmp_path):
     weights = load_file(str(folder / "model.safetensors"))
     weights.pop("text_projection.weight")
     save_file(weights, str(folder / "model.safetensors"))
-    with pytest.raises(TTSVarError, match="missing keys.*text_projection.weight") as err:
+    with pytest.raises(TTSVarError, match="missing weights.*text_projection.weight") as err:
         W.load_world_features(folder)
     assert str(folder) in str(err.value)
 

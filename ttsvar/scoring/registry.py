@@ -30,7 +30,7 @@ class LoaderSpec:
 
 _WORLD_FILES = ("the synthetic world's verifier folder (config.json, model.safetensors, tokenizer.json, "
                 "preprocessor_config.json, calibration.json); an empty path means the one shipped with the package")
-_WORLD_SOURCE = ("ttsvar/world/weights/verifier (in this package; retrain: python -m ttsvar.world train-verifiers)",)
+_WORLD_SOURCE = ("ttsvar/world/weights/verifier (in this package; retrain: python -m ttsvar.world train verifiers)",)
 
 LOADERS: dict[str, LoaderSpec] = {s.name: s for s in (
     LoaderSpec("imagereward", "reward", "imagereward:load_imagereward",

@@ -1,5 +1,5 @@
 """The synthetic world's verifiers: a small CLIP trained here (``python -m ttsvar.world
-train-verifiers``), playing the roles ImageReward and DINOv2 play in the paper.
+train verifiers``), playing the roles ImageReward and DINOv2 play in the paper.
 
 The model is a ``transformers.CLIPModel`` with tiny towers: a ViT on 64×64 images and a text
 transformer over a word-level tokenizer of the world's vocabulary (``tokenizer.json``, built with
@@ -36,7 +36,7 @@ from ttsvar.scoring import _common as C
 DEFAULT_DIR = Path(__file__).resolve().parents[1] / "world" / "weights" / "verifier"
 FILES = ("config.json", "model.safetensors", "tokenizer.json", "preprocessor_config.json", "calibration.json")
 HINT_WORLD = (f"The world's verifier folder ships with the package ({DEFAULT_DIR}); make a new one with "
-              "`python -m ttsvar.world train-verifiers --out DIR`.")
+              "`python -m ttsvar.world train verifiers --out DIR`.")
 MODES = ("pca", "pool")
 
 
@@ -167,32 +167,19 @@ def _read_json(file: Path) -> dict:
     return data
 
 
-def build_model(config: dict):
-    """A ``CLIPModel`` for a config dict, without random initialisation (the global RNG is untouched)."""
-    from transformers import CLIPConfig, CLIPModel
-
-    with torch.device("meta"):
-        model = CLIPModel(CLIPConfig(**config))
-    model.to_empty(device="cpu")
-    for name, buf in model.named_buffers():  # non-persistent, so not in the weights file
-        if name.endswith("position_ids"):
-            buf.copy_(torch.arange(buf.shape[-1]).expand_as(buf))
-    return model
-
-
 def load_model(folder: Path):
-    """The CLIPModel of a verifier folder, every weight required with its shape (float32, CPU)."""
+    """The CLIPModel of a verifier folder (float32, CPU), loaded strictly and quietly: every weight
+    required with its shape (``ttsvar.hf_folder``)."""
+    from transformers import CLIPModel
+
+    from ttsvar.hf_folder import load_pretrained
+
     config = _read_json(folder / "config.json")
     if config.get("model_type") != "clip":
         raise TTSVarError(f"{folder / 'config.json'} describes a {config.get('model_type')!r} model, not the world's "
                           f"CLIP verifier. {HINT_WORLD}")
-    try:
-        model = build_model(config)
-    except (TypeError, ValueError) as e:
-        raise TTSVarError(f"{folder / 'config.json'} is not a valid CLIP config: {e}. {HINT_WORLD}") from e
-    sd = {k: v.float() for k, v in C.load_state_dict(folder / "model.safetensors").items()}
-    C.load_strict(model, sd, source=str(folder / "model.safetensors"))
-    return model
+    return load_pretrained(CLIPModel, folder, what="the world's verifier", repo="", dtype=torch.float32,
+                           remedy=HINT_WORLD)
 
 
 def load_tokenizer(folder: Path, context: int):

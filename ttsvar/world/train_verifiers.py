@@ -58,14 +58,13 @@ class VerifierConfig:
     mlp_ratio: int = 2
     projection: int = 128
     context: int = 24
-    pairs: int = 64
+    pairs: int = 32
     negatives: int = 2
-    steps: int = 600
+    steps: int = 300
     lr: float = 1e-3
-    warmup: int = 50
+    warmup: int = 30
     weight_decay: float = 0.05
-    threads: int = 2
-    checkpoint_every: int = 50
+    checkpoint_every: int = 25
 
     def clip_config(self) -> dict:
         """The ``CLIPConfig`` keyword arguments of this architecture."""
@@ -119,6 +118,9 @@ class Batch:
     def n_images(self) -> int:
         return len(self.scenes)
 
+    def to(self, device: torch.device) -> "Batch":
+        return Batch(self.images.to(device), self.captions, self.holds.to(device), self.scenes)
+
 
 def _example(seed: int, index: int, negatives: int):
     """(scene, caption) of stream example ``index`` and of its near-miss twin, each with its
@@ -171,23 +173,23 @@ def make_batch(config: VerifierConfig, seed: int, step: int) -> Batch:
 # ---------------------------------------------------------------- loss and schedule
 
 def normalize_pixels(images: torch.Tensor) -> torch.Tensor:
-    mean = torch.tensor(IMAGE_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGE_STD).view(1, 3, 1, 1)
+    mean = torch.tensor(IMAGE_MEAN, device=images.device).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGE_STD, device=images.device).view(1, 3, 1, 1)
     return (images - mean) / std
 
 
 def contrastive_loss(model, tokenizer, batch: Batch) -> torch.Tensor:
     """Symmetric InfoNCE with every other true caption/image masked out of the denominators."""
-    n = batch.n_images
+    n, device = batch.n_images, batch.images.device
     img, _ = W.image_tower(model, normalize_pixels(batch.images))
     unique = list(dict.fromkeys(batch.captions))
-    txt = W.text_tower(model, W.tokenize(tokenizer, unique))
-    txt = txt[torch.tensor([unique.index(c) for c in batch.captions])]
+    txt = W.text_tower(model, W.tokenize(tokenizer, unique).to(device))
+    txt = txt[torch.tensor([unique.index(c) for c in batch.captions], device=device)]
     img, txt = F.normalize(img, dim=-1), F.normalize(txt, dim=-1)
     logits = model.logit_scale.exp().clamp(max=100) * img @ txt.T  # [N, M]
-    own = torch.eye(n, batch.holds.shape[1], dtype=torch.bool)
+    own = torch.eye(n, batch.holds.shape[1], dtype=torch.bool, device=device)
     others_true = batch.holds & ~own
-    target = torch.arange(n)
+    target = torch.arange(n, device=device)
     i2t = F.cross_entropy(logits.masked_fill(others_true, float("-inf")), target)
     t2i = F.cross_entropy(logits[:, :n].T.masked_fill(others_true[:, :n].T, float("-inf")), target)
     return (i2t + t2i) / 2
@@ -220,8 +222,9 @@ def save_checkpoint(path: Path, model, optimizer, step: int, seed: int, config: 
     tmp.replace(path)
 
 
-def load_checkpoint(path: Path, model, optimizer, seed: int, config: VerifierConfig) -> tuple[int, float]:
-    state = torch.load(path, map_location="cpu", weights_only=True)
+def load_checkpoint(path: Path, model, optimizer, seed: int, config: VerifierConfig,
+                    device: torch.device = torch.device("cpu")) -> tuple[int, float]:
+    state = torch.load(path, map_location=device, weights_only=True)
     if state.get("seed") != seed or state.get("config") != asdict(config):
         raise TTSVarError(f"{path} was written by a run with other settings (seed {state.get('seed')}, config "
                           f"{state.get('config')}); resume with the same --seed and options, or use another --out.")
@@ -251,21 +254,23 @@ def matmul_gflops(size: int = 1024, repeats: int = 8) -> float:
 
 
 def train(out: str | Path, *, seed: int = 0, config: VerifierConfig = VerifierConfig(), resume: bool = False,
-          minutes: float | None = None, stop_at: int | None = None, progress: bool = True) -> RunResult:
+          minutes: float | None = None, stop_at: int | None = None, progress: bool = True,
+          device: str | torch.device = "cpu") -> RunResult:
     """Train up to ``config.steps`` (or ``stop_at``) steps, checkpointing into ``out``; stop early
-    (with a checkpoint) after ``minutes`` of wall time. Returns what was done."""
+    (with a checkpoint) after ``minutes`` of wall time. Returns what was done. The data is made on
+    the CPU whatever ``device`` the model trains on."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    torch.set_num_threads(config.threads)
     ckpt = out / CHECKPOINT
     tokenizer = build_tokenizer(config.context)
-    model = new_model(config, seed).train()
+    device = torch.device(device)
+    model = new_model(config, seed).to(device).train()
     optimizer = make_optimizer(model, config)
     step, seconds = 0, 0.0
     if ckpt.is_file():
         if not resume:
             raise TTSVarError(f"{ckpt} exists: pass --resume to continue that run, or choose another --out.")
-        step, seconds = load_checkpoint(ckpt, model, optimizer, seed, config)
+        step, seconds = load_checkpoint(ckpt, model, optimizer, seed, config, device)
     end = config.steps if stop_at is None else min(stop_at, config.steps)
     deadline = None if minutes is None else time.monotonic() + 60 * minutes
     losses: list[float] = []
@@ -276,7 +281,7 @@ def train(out: str | Path, *, seed: int = 0, config: VerifierConfig = VerifierCo
     while step < end:
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(config, step)
-        loss = contrastive_loss(model, tokenizer, make_batch(config, seed, step))
+        loss = contrastive_loss(model, tokenizer, make_batch(config, seed, step).to(device))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -295,7 +300,7 @@ def train(out: str | Path, *, seed: int = 0, config: VerifierConfig = VerifierCo
     return RunResult(step, step >= config.steps, seconds, losses)
 
 
-def export(out: str | Path, folder: str | Path, *, storage: torch.dtype = torch.float16,
+def export(out: str | Path, folder: str | Path, *, storage: torch.dtype = torch.bfloat16,
            calibration: dict | None = None) -> Path:
     """Write the verifier folder (``scoring.world.FILES``) from the checkpoint in ``out``."""
     from safetensors.torch import save_file
@@ -353,14 +358,6 @@ def calibrate(model, config: VerifierConfig, n_prompts: int = 300, seed: int = C
             "population": "cosine over held prompts x (a matching scene, a near-miss scene), generator-like degraded"}
 
 
-def config_from_args(**overrides) -> VerifierConfig:
-    known = {f.name for f in fields(VerifierConfig)}
-    unknown = set(overrides) - known
-    if unknown:
-        raise TTSVarError(f"unknown verifier settings {sorted(unknown)}; known: {sorted(known)}")
-    return VerifierConfig(**{k: v for k, v in overrides.items() if v is not None})
-
-
 # ---------------------------------------------------------------- command line
 
 def evaluate(folder: str | Path, n_prompts: int = 300) -> tuple[dict, str]:
@@ -384,46 +381,37 @@ def evaluate(folder: str | Path, n_prompts: int = 300) -> tuple[dict, str]:
     return results, "\n".join(text)
 
 
-def add_cli(subparsers) -> None:
-    p = subparsers.add_parser(
-        "train-verifiers", help="train the world's reward model and feature extractor (a small CLIP)",
-        description="Train the world's verifiers, then calibrate, export the folder and measure it.")
-    p.add_argument("--out", required=True, help="run folder: checkpoint, exported verifier (OUT/verifier), report")
-    p.add_argument("--seed", type=int, default=0, help="seed of the initialisation and the data stream")
-    p.add_argument("--steps", type=int, default=None, help=f"training steps (default {VerifierConfig.steps})")
-    p.add_argument("--minutes", type=float, default=None,
-                   help="stop (with a checkpoint) after this much wall time; continue later with --resume")
-    p.add_argument("--resume", action="store_true", help="continue the run whose checkpoint is in --out")
-    p.add_argument("--threads", type=int, default=None, help=f"torch threads (default {VerifierConfig.threads})")
-    p.add_argument("--storage", choices=("float16", "bfloat16", "float32"), default="float16",
-                   help="dtype of the exported weights")
-    p.add_argument("--eval-prompts", type=int, default=300, help="held prompts per measurement (0: skip it)")
-    p.set_defaults(run=run_cli)
+RUN_DIR = Path("checkpoints") / "verifier"
+"""Where, under ``--out``, the run keeps its checkpoint and report (``--out/verifier`` is the export)."""
 
 
-def run_cli(args) -> int:
-    config = config_from_args(steps=args.steps, threads=args.threads)
+def bf16_rounded(model):
+    """The model with every weight rounded to bfloat16 and back: what users load from the export."""
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(p.to(torch.bfloat16).float())
+    return model
+
+
+def train_from_args(args) -> None:
+    """``python -m ttsvar.world train verifiers``: train (or resume), then calibrate and export the
+    bf16 folder to ``--out/verifier``, and measure the exported folder."""
+    config = VerifierConfig(**({"steps": args.steps} if args.steps else {}))
     out = Path(args.out)
-    torch.set_num_threads(config.threads)
-    cpu0, reference = time.process_time(), [matmul_gflops()]
-    result = train(out, seed=args.seed, config=config, resume=args.resume, minutes=args.minutes)
+    run = out / RUN_DIR
+    reference = [matmul_gflops()]
+    result = train(run, seed=args.seed, config=config, resume=args.resume, device=args.device)
     reference.append(matmul_gflops())
-    if not result.finished:
-        print(f"Stopped after step {result.step} of {config.steps}; continue with the same command and --resume.")
-        return 0
-    state = torch.load(out / CHECKPOINT, map_location="cpu", weights_only=True)
+    state = torch.load(run / CHECKPOINT, map_location="cpu", weights_only=True)
     model = new_model(config, args.seed)
     model.load_state_dict(state["model"])
-    folder = export(out, out / "verifier", storage=getattr(torch, args.storage),
-                    calibration=calibrate(model.eval(), config))
-    timing = {"train_seconds": round(result.seconds, 1), "session_cpu_seconds": round(time.process_time() - cpu0, 1),
-              "matmul_gflops_before_after": [round(r, 1) for r in reference], "threads": config.threads}
-    report = {"seed": args.seed, "config": asdict(config), "timing": timing}
-    text = f"verifier exported to {folder}\ntiming: {json.dumps(timing)}"
-    if args.eval_prompts:
-        report["eval"], tables = evaluate(folder, args.eval_prompts)
-        text += "\n" + tables
-    (out / "report.json").write_text(json.dumps(report, indent=1) + "\n")
-    (out / "report.md").write_text(text + "\n")
+    model = bf16_rounded(model.eval())
+    folder = export(run, out / "verifier", storage=torch.bfloat16, calibration=calibrate(model, config))
+    timing = {"train_seconds": round(result.seconds, 1), "threads": torch.get_num_threads(),
+              "matmul_gflops_before_after": [round(r, 1) for r in reference]}
+    results, tables = evaluate(folder)
+    (run / "report.json").write_text(json.dumps({"seed": args.seed, "config": asdict(config), "timing": timing,
+                                                 "eval": results}, indent=1) + "\n")
+    text = f"world verifiers → {folder}\ntiming: {json.dumps(timing)}\n{tables}"
+    (run / "report.md").write_text(text + "\n")
     print(text)
-    return 0
