@@ -141,7 +141,8 @@ def test_reward_prefers_the_matching_caption(reward):
 
 
 def test_features_separate_planted_layouts():
-    """Measured: ARI 0.XX over 20 groups (pixel thumbnails: 0.39); 4 groups here."""
+    """Measured on the committed weights: ARI 0.81 over 20 groups (pooled: 0.01, pixel thumbnails: 0.39);
+    4 groups here."""
     f = W.load_world_features(None, mode="pca")
     result = E.layout_separation({"pca": f}, groups=4)["pca"]
     assert result["ari"] > 0.6 and result["coverage"] > 0.9
