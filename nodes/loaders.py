@@ -18,11 +18,16 @@ from .common import CATEGORY, FEATURES, MODEL, REWARD, TEXT_ENCODER, InputError,
 DTYPES = ("auto", "bfloat16", "float16", "float32")
 
 #: Reward families offered by the loader; ``ttsvar.scoring`` implements them.
-REWARD_FAMILIES = ("imagereward", "hpsv2", "clip", "aesthetic", "pickscore")
+REWARD_FAMILIES = ("imagereward", "hpsv2", "clip", "aesthetic", "pickscore", "world-reward")
 #: Mirror of ttsvar.scoring.combine.NORMALIZATIONS (that module imports torch; a test checks they match).
 NORMALIZATIONS = ("softmax", "zscore", "none")
-#: Feature-extractor families (cluster filter); ``pca`` / ``mean`` = how DINOv2 patch tokens are pooled.
-FEATURE_FAMILIES = ("dinov2 (pca)", "dinov2 (pool)", "clip-features")
+#: Feature-extractor families (cluster filter); ``pca`` / ``pool`` = how patch tokens are reduced.
+FEATURE_FAMILIES = ("dinov2 (pca)", "dinov2 (pool)", "clip-features", "world-features (pca)", "world-features (pool)")
+
+#: Weights entry of the reward/feature loaders meaning "the world verifier shipped in the package"
+#: (ttsvar/world/weights/verifier); only the world-* families accept it.
+BUILT_IN = "(built-in world verifier)"
+WORLD_FAMILIES = ("world-reward", "world-features")
 
 #: Loading runs out of memory before any candidate exists: only freeing memory or a smaller dtype helps.
 LOADER_OOM_ADVICE = (
@@ -43,6 +48,20 @@ EXPECTED = {
 
 def _choices(key: str, *, files: bool = True, dirs: bool = True) -> list[str]:
     return bridge.list_entries(key, files=files, dirs=dirs) + list(demo.ENTRIES)
+
+
+def _verifier_choices(key: str) -> list[str]:
+    return _choices(key) + [BUILT_IN]
+
+
+def _verifier_path(key: str, family: str, weights: str) -> str:
+    """The path a verifier family loads: the package's own folder for the built-in entry ("")."""
+    if weights != BUILT_IN:
+        return _resolve(key, "weights", weights)
+    if family.split(" (")[0] not in WORLD_FAMILIES:
+        raise InputError("weights", f"'{BUILT_IN}' holds the synthetic world's verifier only; choose family "
+                         f"{' or '.join(WORLD_FAMILIES)}, or pick {family}'s weights from models/{key}.")
+    return ""
 
 
 def _resolve(key: str, input_name: str, name: str) -> str:
@@ -149,7 +168,8 @@ class TTSVAR_FeatureExtractorLoader:
         "Loads the feature extractor the cluster filter uses (the official code: DINOv2 ViT-L/14 with registers, "
         "patch tokens reduced by PCA to one value per patch). Files go in models/ttsvar_features: the folder "
         "dinov2-with-registers-large/ from facebook/dinov2-with-registers-large (dinov2-large/ without registers "
-        "works too, but is not what the official code uses)."
+        "works too, but is not what the official code uses). The synthetic world's own extractor ships with the "
+        "pack: family world-features, weights '(built-in world verifier)'."
     )
     CATEGORY = f"{CATEGORY}/loaders"
     RETURN_TYPES = (FEATURES,)
@@ -161,8 +181,8 @@ class TTSVAR_FeatureExtractorLoader:
     def INPUT_TYPES(cls):
         return {
             "required": {
-                "family": (list(FEATURE_FAMILIES), tip("Which extractor and pooling: DINOv2 with PCA (the paper's and the official default), DINOv2 with mean pooling, or CLIP image embeddings.", default=FEATURE_FAMILIES[0])),
-                "weights": (_choices("ttsvar_features"), tip("Folder or file in models/ttsvar_features (dinov2-with-registers-large/ for the official DINOv2 with registers); '(tiny random demo)' = random features.")),
+                "family": (list(FEATURE_FAMILIES), tip("Which extractor and pooling: DINOv2 with PCA (the paper's and the official default), DINOv2 with mean pooling, CLIP image embeddings, or the synthetic world's extractor.", default=FEATURE_FAMILIES[0])),
+                "weights": (_verifier_choices("ttsvar_features"), tip(f"Folder or file in models/ttsvar_features (dinov2-with-registers-large/ for the official DINOv2 with registers); '(tiny random demo)' = random features; '{BUILT_IN}' = the world's own (world-features).")),
             }
         }
 
@@ -172,7 +192,7 @@ class TTSVAR_FeatureExtractorLoader:
 
         if demo.is_demo(weights):
             return (demo.feature_extractor(weights, family),)
-        path = _resolve("ttsvar_features", "weights", weights)
+        path = _verifier_path("ttsvar_features", family, weights)
         with blame("weights"):
             return (scoring_adapter.load_feature_extractor(family, path, device=bridge.offload_device()),)
 
@@ -180,7 +200,9 @@ class TTSVAR_FeatureExtractorLoader:
 class TTSVAR_RewardModelLoader:
     DESCRIPTION = (
         "Loads a reward model (ImageReward, HPSv2, CLIP score, aesthetic, PickScore) from "
-        "models/ttsvar_rewards. Higher reward = better image. Combine several with TTS-VAR Combine Rewards."
+        "models/ttsvar_rewards. Higher reward = better image. Combine several with TTS-VAR Combine Rewards. "
+        "The synthetic world's own reward ships with the pack: family world-reward, weights "
+        "'(built-in world verifier)'."
     )
     CATEGORY = f"{CATEGORY}/loaders"
     RETURN_TYPES = (REWARD,)
@@ -193,7 +215,7 @@ class TTSVAR_RewardModelLoader:
         return {
             "required": {
                 "family": (list(REWARD_FAMILIES), tip("Reward model family; the paper uses ImageReward.", default="imagereward")),
-                "weights": (_choices("ttsvar_rewards"), tip("File or folder in models/ttsvar_rewards: ImageReward.pt (with med_config.json beside it), HPS_v2.1_compressed.pt, a CLIP/PickScore folder...; '(tiny random demo)' = a random reward.")),
+                "weights": (_verifier_choices("ttsvar_rewards"), tip(f"File or folder in models/ttsvar_rewards: ImageReward.pt (with med_config.json beside it), HPS_v2.1_compressed.pt, a CLIP/PickScore folder...; '(tiny random demo)' = a random reward; '{BUILT_IN}' = the world's own (world-reward).")),
             }
         }
 
@@ -203,7 +225,7 @@ class TTSVAR_RewardModelLoader:
 
         if demo.is_demo(weights):
             return (demo.reward_model(weights, family),)
-        path = _resolve("ttsvar_rewards", "weights", weights)
+        path = _verifier_path("ttsvar_rewards", family, weights)
         with blame("weights"):
             return (scoring_adapter.load_reward(family, path, device=bridge.offload_device()),)
 

@@ -68,14 +68,16 @@ def quiet_transformers() -> Iterator[list[str]]:
 
 
 def load_pretrained(cls, folder: str | Path, *, what: str, repo: str, dtype: torch.dtype | None = None, config=None,
-                    harmless: Sequence[str] = ()):
+                    harmless: Sequence[str] = (), remedy: str | None = None):
     """``cls.from_pretrained(folder)`` from local files only, refusing an incomplete folder.
 
     Every weight of the model must be in the folder with its shape. Weights the folder has and
     the model does not are refused too, except those starting with one of ``harmless`` (e.g. the
     text tower when only the vision tower is built) and old ``position_ids`` buffers. ``what``
-    names the model in messages; ``repo`` is the Hugging Face repository to download it from.
+    names the model in messages; ``repo`` is the Hugging Face repository to download it from;
+    ``remedy`` replaces that advice for folders that come from elsewhere (e.g. made by this project).
     """
+    remedy = remedy or f"Download the complete folder from the Hugging Face repository {repo}."
     folder = Path(folder)
     kwargs = {"config": config} if config is not None else {}
     if dtype is not None:
@@ -86,17 +88,15 @@ def load_pretrained(cls, folder: str | Path, *, what: str, repo: str, dtype: tor
             model, info = cls.from_pretrained(str(folder), local_files_only=True, output_loading_info=True,
                                               ignore_mismatched_sizes=True, **kwargs)
     except OSError as e:
-        raise MissingWeightsError(f"{what} files", str(folder),
-                                  f"Download the folder from the Hugging Face repository {repo} ({e}).") from e
+        raise MissingWeightsError(f"{what} files", str(folder), f"{remedy} ({e})") from e
     except Exception as e:  # a truncated or corrupt weight file, a config the class cannot read, …
         details = "".join(f"\n{m}" for m in log)  # e.g. the table an error message refers to
-        raise TTSVarError(f"Could not load {what} from {folder}: {type(e).__name__}: {e}{details}\n"
-                          f"Download the folder again from the Hugging Face repository {repo}.") from e
-    _check_loading_info(model, info, folder=folder, what=what, repo=repo, harmless=harmless)
+        raise TTSVarError(f"Could not load {what} from {folder}: {type(e).__name__}: {e}{details}\n{remedy}") from e
+    _check_loading_info(model, info, folder=folder, what=what, remedy=remedy, harmless=harmless)
     return model
 
 
-def _check_loading_info(model: torch.nn.Module, info: dict, *, folder: Path, what: str, repo: str,
+def _check_loading_info(model: torch.nn.Module, info: dict, *, folder: Path, what: str, remedy: str,
                        harmless: Sequence[str] = ()) -> None:
     """Raise one error listing what ``from_pretrained``'s loading info says is wrong."""
     harmless = tuple(harmless)
@@ -114,7 +114,7 @@ def _check_loading_info(model: torch.nn.Module, info: dict, *, folder: Path, wha
         + _listing("wrong shapes", wrong)
         + _listing("unexpected weights", unexpected)
         + _listing("errors", errors)
-        + f"Download the complete folder from the Hugging Face repository {repo}."
+        + remedy
     )
 
 

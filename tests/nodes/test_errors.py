@@ -143,3 +143,16 @@ def test_inputs_not_mutated(mappings, parts):
     before = (st.next_scale, st.num_candidates, st.lineage)
     out, = mappings["TTSVAR_SampleScales"]().sample(st, 0)
     assert (st.next_scale, st.num_candidates, st.lineage) == before and out is not st
+
+
+def test_built_in_world_verifier_entry(mappings):
+    from nodes_under_test.loaders import BUILT_IN
+
+    R, F = mappings["TTSVAR_RewardModelLoader"], mappings["TTSVAR_FeatureExtractorLoader"]
+    assert BUILT_IN in R.INPUT_TYPES()["required"]["weights"][0]
+    assert BUILT_IN in F.INPUT_TYPES()["required"]["weights"][0]
+    reward, = R().load("world-reward", BUILT_IN)
+    features, = F().load("world-features (pool)", BUILT_IN)
+    assert reward.name == "world-reward" and features.name == "world-features-pool"
+    _raises(lambda: R().load("imagereward", BUILT_IN), "input 'weights'", "world-reward")
+    _raises(lambda: F().load("dinov2 (pca)", BUILT_IN), "input 'weights'", "world-features")

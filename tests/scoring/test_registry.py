@@ -18,7 +18,8 @@ def test_import_is_cheap():
 
 
 def test_registry_names_and_metadata():
-    assert set(LOADERS) == {"imagereward", "hpsv2", "clip", "aesthetic", "pickscore", "dinov2", "clip-features"}
+    assert set(LOADERS) == {"imagereward", "hpsv2", "clip", "aesthetic", "pickscore", "dinov2", "clip-features",
+                            "world-reward", "world-features"}
     for name, spec in LOADERS.items():
         assert spec.name == name and spec.kind in ("reward", "features") and spec.sources
         assert callable(spec.load)

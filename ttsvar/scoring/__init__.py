@@ -5,7 +5,8 @@ lazily on first use.
 
 Loaders (local files only; ``device=``/``dtype=`` keywords; see each module's docstring):
 ``load_imagereward``, ``load_hpsv2``, ``load_clip_score``, ``load_pickscore``, ``load_aesthetic``,
-``load_dinov2``, ``load_clip_features``; ``LOADERS`` maps family names to them.
+``load_dinov2``, ``load_clip_features``, ``load_world_reward``, ``load_world_features`` (the synthetic
+world's own, shipped with the package); ``LOADERS`` maps family names to them.
 Combination: ``combine_rewards`` / ``CombinedReward``. Protocols: ``RewardModel``, ``FeatureExtractor``.
 """
 
@@ -22,6 +23,7 @@ _LAZY = {
     "load_clip_features": "clip", "ClipSimilarityReward": "clip", "AestheticReward": "clip",
     "ClipImageFeatures": "clip", "openclip_to_hf": "clip", "hpsv2_clip_config": "clip",
     "load_dinov2": "dinov2", "Dinov2Features": "dinov2", "pca_first_component": "dinov2",
+    "load_world_reward": "world", "load_world_features": "world", "WorldReward": "world", "WorldFeatures": "world",
     "combine_rewards": "combine", "CombinedReward": "combine", "normalize_scores": "combine",
 }
 

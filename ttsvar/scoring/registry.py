@@ -28,6 +28,10 @@ class LoaderSpec:
         return self.load(path, **kwargs)
 
 
+_WORLD_FILES = ("the synthetic world's verifier folder (config.json, model.safetensors, tokenizer.json, "
+                "preprocessor_config.json, calibration.json); an empty path means the one shipped with the package")
+_WORLD_SOURCE = ("ttsvar/world/weights/verifier (in this package; retrain: python -m ttsvar.world train verifiers)",)
+
 LOADERS: dict[str, LoaderSpec] = {s.name: s for s in (
     LoaderSpec("imagereward", "reward", "imagereward:load_imagereward",
                "folder with ImageReward.pt, med_config.json and bert-base-uncased vocab.txt",
@@ -50,6 +54,8 @@ LOADERS: dict[str, LoaderSpec] = {s.name: s for s in (
     LoaderSpec("clip-features", "features", "clip:load_clip_features",
                "Hugging Face CLIP folder (config.json, model.safetensors, preprocessor_config.json)",
                ("openai/clip-vit-large-patch14",)),
+    LoaderSpec("world-reward", "reward", "world:load_world_reward", _WORLD_FILES, _WORLD_SOURCE),
+    LoaderSpec("world-features", "features", "world:load_world_features", _WORLD_FILES, _WORLD_SOURCE, ("mode",)),
 )}
 
 

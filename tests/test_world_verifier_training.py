@@ -1,0 +1,124 @@
+"""Training the world's verifiers: near misses, degradations, batches, determinism and resume."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from ttsvar.errors import TTSVarError
+from ttsvar.world import near_miss as NM
+from ttsvar.world import train_verifiers as T
+from ttsvar.world.degrade import degrade
+from ttsvar.world.prompts import all_prompts
+from ttsvar.world.scenes import sample_scene, training_sample
+from ttsvar.world.vocab import TAGS
+
+TINY = dataclasses.replace(T.VerifierConfig(), image_size=32, width=32, heads=2, vision_layers=1, text_layers=1,
+                           projection=16, pairs=4, negatives=1, steps=3, warmup=1, checkpoint_every=1)
+
+
+def test_every_prompt_and_description_parses_back():
+    import json
+
+    texts = [json.loads(m)["prompt"] for tag in TAGS for m in all_prompts(tag)]
+    texts += [training_sample(3, i, descriptive=1.0).caption for i in range(100)]
+    for text in texts:
+        assert NM.parse_caption(text).text() == text
+    with pytest.raises(TTSVarError, match="cannot read"):
+        NM.parse_caption("a photo of a red")
+
+
+def test_near_misses_are_false_and_one_edit_away():
+    rng = np.random.default_rng(0)
+    kinds = set()
+    for i in range(150):
+        sample = training_sample(5, i)
+        caption = NM.parse_caption(sample.caption)
+        assert NM.caption_holds(sample.scene, caption)
+        found = NM.near_miss_scene(rng, sample.scene, caption)
+        if found is None:
+            continue
+        scene, edited, kind = found
+        kinds.add(kind)
+        assert not NM.caption_holds(sample.scene, edited) and NM.caption_holds(scene, edited)
+        assert not NM.caption_holds(scene, caption)
+        changed = [a != b for a, b in zip(caption.phrases, edited.phrases)] + [caption.relation != edited.relation]
+        assert sum(changed) == (2 if kind == "swap" else 1)
+    assert kinds == set(NM.EDITS)
+
+
+def test_relation_edit_and_colour_swap():
+    rng = np.random.default_rng(1)
+    meta = {"tag": "position", "include": [{"class": "square", "count": 1},
+                                           {"class": "circle", "count": 1, "position": ["left of", 0]}],
+            "prompt": "a photo of a circle left of a square"}
+    scene = sample_scene(rng, meta)
+    edited, kind = NM.near_miss_caption(rng, scene, NM.parse_caption(meta["prompt"]), "relation")
+    assert edited.relation != "left of" and not NM.caption_holds(scene, edited)
+    swapped = NM.edit_caption(rng, NM.parse_caption("a photo of a red circle and a blue square"), "swap")
+    assert swapped.text() == "a photo of a blue circle and a red square"
+
+
+def test_degrade_is_seeded_and_keeps_range():
+    x = torch.rand(6, 3, 32, 32)
+    a = degrade(x, torch.Generator().manual_seed(3))
+    b = degrade(x, torch.Generator().manual_seed(3))
+    assert torch.equal(a, b) and a.shape == x.shape and a.min() >= 0 and a.max() <= 1
+    assert not torch.equal(a, degrade(x, torch.Generator().manual_seed(4)))
+
+
+def test_batch_truth_matrix():
+    batch = T.make_batch(TINY, seed=0, step=0)
+    n = batch.n_images
+    assert batch.images.shape == (n, 3, 32, 32) and n > TINY.pairs and len(batch.captions) > n
+    captions = [NM.parse_caption(c) for c in batch.captions]
+    brute = torch.tensor([[NM.caption_holds(s, c) for c in captions] for s in batch.scenes])
+    assert torch.equal(batch.holds, brute)  # the shape-count shortcut drops no true pair
+    assert batch.holds[:, :n].diagonal().all()  # every image's own caption is true of it
+    again = T.make_batch(TINY, seed=0, step=0)
+    assert torch.equal(again.images, batch.images) and again.captions == batch.captions
+
+
+def _weights(out):
+    state = torch.load(out / T.CHECKPOINT, map_location="cpu", weights_only=True)
+    return state["step"], state["model"], state["optimizer"]
+
+
+def test_training_is_deterministic_and_resume_equals_uninterrupted(tmp_path):
+    full = T.train(tmp_path / "full", seed=1, config=TINY, progress=False)
+    assert full.finished and full.step == 3 and len(full.losses) == 3
+    # a second fresh run: same process, threads and data, so the arithmetic is identical and the
+    # losses bitwise equal (the first two steps of `part` repeat those of `full`)
+    part = T.train(tmp_path / "part", seed=1, config=TINY, stop_at=2, progress=False)
+    assert part.step == 2 and not part.finished and part.losses == full.losses[:2]
+    with pytest.raises(TTSVarError, match="--resume"):
+        T.train(tmp_path / "part", seed=1, config=TINY, progress=False)
+    rest = T.train(tmp_path / "part", seed=1, config=TINY, resume=True, progress=False)
+    assert rest.step == 3 and part.losses + rest.losses == full.losses
+    step_a, model_a, optim_a = _weights(tmp_path / "full")
+    step_b, model_b, optim_b = _weights(tmp_path / "part")
+    assert step_a == step_b == 3
+    assert all(torch.equal(model_a[k], model_b[k]) for k in model_a)
+    with pytest.raises(TTSVarError, match="other settings"):
+        T.train(tmp_path / "part", seed=2, config=TINY, resume=True, progress=False)
+
+
+def test_exported_folder_loads_through_the_scorers(tmp_path):
+    from ttsvar.scoring import world as W
+
+    T.train(tmp_path / "run", seed=0, config=TINY, progress=False)
+    state = torch.load(tmp_path / "run" / T.CHECKPOINT, map_location="cpu", weights_only=True)
+    model = T.new_model(TINY, 0)
+    model.load_state_dict(state["model"])
+    calibration = T.calibrate(model.eval(), TINY, n_prompts=12)
+    folder = T.export(tmp_path / "run", tmp_path / "verifier", calibration=calibration)
+    reward = W.load_world_reward(folder)
+    images = torch.rand(3, 3, 32, 32)
+    prompts = ["a photo of a circle"] * 3
+    # exported in float16: the cosine moves by float16 rounding of the weights only
+    cos = T.reward_from_model(model, TINY).cosine(images, prompts)
+    torch.testing.assert_close(reward.cosine(images, prompts), cos, rtol=0, atol=2e-2)
+    assert W.load_world_features(folder, mode="pca").features(images).shape == (3, 16)
