@@ -94,16 +94,17 @@ class WorldReward(_WorldModel):
     @torch.inference_mode()
     def text_embeds(self, prompts: Sequence[str]) -> torch.Tensor:
         """L2-normalised text embeddings in the head dtype on the model's device (cached per prompt)."""
-        todo = [p for p in dict.fromkeys(prompts) if p not in self._cache]
+        rows = {p: self._cache[p] for p in dict.fromkeys(prompts) if p in self._cache}
+        todo = [p for p in dict.fromkeys(prompts) if p not in rows]
         if todo:
             e = text_tower(self.model, tokenize(self.tokenizer, todo).to(self.device))
-            e = torch.nn.functional.normalize(e.to(C.head_dtype(self.dtype)), dim=-1)
-            for p, row in zip(todo, e):
-                self._cache[p] = row
-                self._cache.move_to_end(p)
-            while len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
-        return torch.stack([self._cache[p] for p in prompts]).to(device=self.device, dtype=C.head_dtype(self.dtype))
+            rows.update(zip(todo, torch.nn.functional.normalize(e.to(C.head_dtype(self.dtype)), dim=-1)))
+        for p in rows:  # most recently used last; a call with more prompts than the cache keeps its last ones
+            self._cache[p] = rows[p]
+            self._cache.move_to_end(p)
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return torch.stack([rows[p] for p in prompts]).to(device=self.device, dtype=C.head_dtype(self.dtype))
 
     @torch.inference_mode()
     def image_embeds(self, images: torch.Tensor) -> torch.Tensor:
