@@ -61,6 +61,15 @@ def test_scores_are_deterministic_and_independent_of_the_batch(reward, world_ima
     torch.testing.assert_close(alone, together, rtol=0, atol=1e-3)
 
 
+def test_more_prompts_in_one_call_than_the_text_cache_holds(world_images):
+    images, prompts = world_images
+    small = W.load_world_reward(None)
+    small._cache_size = 2  # 6 distinct prompts per call: the call must not evict what it still needs
+    torch.testing.assert_close(small.score(images, prompts), W.load_world_reward(None).score(images, prompts),
+                               rtol=0, atol=0)
+    assert len(small._cache) == 2
+
+
 def test_other_sizes_and_dtypes_are_accepted(reward, world_images):
     images, prompts = world_images
     big = torch.nn.functional.interpolate(images, size=(96, 96), mode="bilinear", align_corners=False)
@@ -131,20 +140,23 @@ def test_text_is_pooled_at_the_end_of_text_token(reward):
 
 
 def test_reward_prefers_the_matching_caption(reward):
-    """An imperfect proxy that is still right most of the time: on these 40 held prompts the
-    committed weights rank 94 of 126 caption edits right (0.75, clean renders); chance is 0.5.
-    The threshold leaves room for other CPUs' float rounding on near-ties."""
-    table = E.ranking(reward, n_prompts=40)["clean"]
+    """Measured on the committed weights over 300 held prompts (clean renders): caption edits
+    ranked right 0.77 (colour 1.00, count 0.89, shape 0.51, relation 0.50, colour swap 0.58); a
+    random-weight model ranks ~0.5. 30 prompts here (fixed seeds, so no sampling noise between
+    runs), threshold well below the measurement and well above chance."""
+    table = E.ranking(reward, n_prompts=30)["clean"]
     wins = sum(w for tag in table.values() for kind, (w, n) in tag.items() if kind != "image")
     total = sum(n for tag in table.values() for kind, (w, n) in tag.items() if kind != "image")
-    assert total > 100 and 0.6 < wins / total < 1.0
+    assert total > 80 and wins / total > 0.65
 
 
 def test_features_separate_planted_layouts():
-    """Measured on the committed weights: ARI 0.81 over 20 groups (pooled: 0.01, pixel thumbnails: 0.39);
-    4 groups here."""
+    """PCA of the patch tokens separates layouts (the cluster filter's job). Measured: ARI 0.81
+    over 20 groups (pooled features 0.01, pixel thumbnails 0.39); random weights reach 0.93 on 3
+    groups, so this checks the PCA reduction and the tower's spatial tokens, not the training.
+    3 groups here."""
     f = W.load_world_features(None, mode="pca")
-    result = E.layout_separation({"pca": f}, groups=4)["pca"]
+    result = E.layout_separation({"pca": f}, groups=3)["pca"]
     assert result["ari"] > 0.6 and result["coverage"] > 0.9
 
 

@@ -94,14 +94,12 @@ class WorldReward(_WorldModel):
     @torch.inference_mode()
     def text_embeds(self, prompts: Sequence[str]) -> torch.Tensor:
         """L2-normalised text embeddings in the head dtype on the model's device (cached per prompt)."""
-        unique = list(dict.fromkeys(prompts))
-        todo = [p for p in unique if p not in self._cache]
-        fresh = {}
+        rows = {p: self._cache[p] for p in dict.fromkeys(prompts) if p in self._cache}
+        todo = [p for p in dict.fromkeys(prompts) if p not in rows]
         if todo:
             e = text_tower(self.model, tokenize(self.tokenizer, todo).to(self.device))
-            fresh = dict(zip(todo, torch.nn.functional.normalize(e.to(C.head_dtype(self.dtype)), dim=-1)))
-        rows = {p: fresh[p] if p in fresh else self._cache[p] for p in unique}  # before any eviction
-        for p in unique:
+            rows.update(zip(todo, torch.nn.functional.normalize(e.to(C.head_dtype(self.dtype)), dim=-1)))
+        for p in rows:  # most recently used last; a call with more prompts than the cache keeps its last ones
             self._cache[p] = rows[p]
             self._cache.move_to_end(p)
         while len(self._cache) > self._cache_size:
