@@ -42,3 +42,21 @@ def test_unflipped_self_correction_inputs_are_teacher_inputs():
     splits = torch.split(targets, list(grid.token_counts), dim=1)
     bits = [s.view(2, h, w, 16) for s, (h, w) in zip(splits, grid.scales)]
     torch.testing.assert_close(inputs, teacher_inputs(bits), rtol=1e-6, atol=1e-6)
+
+
+def test_coarse_prefix_is_computed_as_in_the_whole_sequence():
+    """Block-causal: the first scales do not see the later ones, so a prefix pass gives their logits."""
+    model = random_model("tiny", seed=4)
+    t = model.transformer
+    grid = resolve_grid(aspect=1.0, pn="0.06M")
+    g = torch.Generator().manual_seed(2)
+    texts = [torch.randn(6, t.arch.text_channels, generator=g)]
+    inputs = teacher_inputs(_bits(grid, 1, t.arch.token_bits, seed=5))
+    layout = SequenceLayout.build(grid, t.arch.head_dim)
+    prefix = grid.token_offset(4)
+    with torch.no_grad():
+        text = encode_text_batch(t, texts)
+        whole = forward_sequence(t, text, inputs, layout)
+        part = forward_sequence(t, text, inputs[:, : prefix - 1], layout.prefix(prefix))
+    # same ops on fewer keys: float32 reordering only (see the test above)
+    torch.testing.assert_close(part, whole[:, :prefix], rtol=1e-4, atol=1e-4)

@@ -41,11 +41,12 @@ class BlockCausal:
 
 @dataclass(frozen=True)
 class SequenceLayout:
-    """Per-token facts of a grid's whole sequence: scale index, RoPE table, block-causal mask."""
+    """Per-token facts of a grid's sequence: scale index, RoPE table, block-causal mask, loss weight."""
 
     scale_of_token: torch.Tensor  # [L] int64
     rope: torch.Tensor  # [2, L, head_dim/2]
     attn_mask: torch.Tensor  # [L, L] bool: True where query i may attend to key j
+    loss_weight: torch.Tensor  # [L] float32, see `bitwise_loss`
 
     @classmethod
     def build(cls, grid: ScaleGrid, head_dim: int, device: torch.device | str = "cpu") -> "SequenceLayout":
@@ -53,7 +54,15 @@ class SequenceLayout:
         scale_of_token = torch.repeat_interleave(torch.arange(grid.num_scales), counts).to(device)
         mask = scale_of_token[:, None] >= scale_of_token[None, :]
         rope = torch.cat(rope_tables(grid, head_dim, device), dim=1)
-        return cls(scale_of_token, rope, mask)
+        areas = counts.to(torch.float32)
+        weight = (areas[-1] / areas).sqrt().to(device)[scale_of_token]
+        return cls(scale_of_token, rope, mask, weight)
+
+    def prefix(self, tokens: int) -> "SequenceLayout":
+        """The layout of the first `tokens` tokens (whole scales): with the block-causal mask they are
+        computed exactly as in the whole sequence, so a model can be trained on its coarse scales alone."""
+        return SequenceLayout(self.scale_of_token[:tokens], self.rope[:, :tokens],
+                              self.attn_mask[:tokens, :tokens], self.loss_weight[:tokens])
 
 
 @dataclass
@@ -110,16 +119,15 @@ def teacher_inputs(bits_per_scale: Sequence[torch.Tensor]) -> torch.Tensor:
     return torch.cat(inputs, dim=1)
 
 
-def bitwise_loss(logits: torch.Tensor, target_bits: torch.Tensor, layout: SequenceLayout, grid: ScaleGrid) -> torch.Tensor:
+def bitwise_loss(logits: torch.Tensor, target_bits: torch.Tensor, layout: SequenceLayout) -> torch.Tensor:
     """Bitwise cross-entropy, tokens weighted as the official `reweight_loss_by_scale`.
 
     A token of an h×w scale weighs sqrt(area of the last scale / h·w) (normalised to sum to 1
-    per image), so the coarse scales, with few tokens, still count; each bit's two logits are
-    (class 0, class 1) as in `sample_bits`.
+    per image over the tokens of `layout`), so the coarse scales, with few tokens, still count;
+    each bit's two logits are (class 0, class 1) as in `sample_bits`.
     """
     B, L, two_d = logits.shape
     per_bit = F.cross_entropy(logits.reshape(B * L * two_d // 2, 2), target_bits.reshape(-1).long(), reduction="none")
     per_token = per_bit.view(B, L, -1).mean(-1)
-    areas = torch.tensor([h * w for h, w in grid.scales], dtype=torch.float32, device=logits.device)
-    weight = (areas[-1] / areas).sqrt()[layout.scale_of_token]
+    weight = layout.loss_weight.to(logits.device)
     return (per_token * (weight / weight.sum())).sum(-1).mean()
