@@ -64,7 +64,7 @@ class T2ITrainConfig:
     coarse_batch: int = 24
     coarse_scales: int = 5
     coarse_weight: float = 0.5
-    images: int = 6000
+    images: int = 4000
     lr: float = 1.5e-3
     warmup: int = 40
     weight_decay: float = 0.05
