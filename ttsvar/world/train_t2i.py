@@ -59,12 +59,12 @@ class T2ITrainConfig:
     """Everything a run depends on; a checkpoint resumes only under an equal config (steps aside)."""
 
     seed: int = 0
-    steps: int = 450
+    steps: int = 250
     batch: int = 8
     coarse_batch: int = 24
     coarse_scales: int = 5
     coarse_weight: float = 0.5
-    images: int = 4000
+    images: int = 3000
     lr: float = 1.5e-3
     warmup: int = 40
     weight_decay: float = 0.05
