@@ -11,6 +11,8 @@ import torch
 
 
 class KVCache:
+    attn_mask = None  # every query of a scale sees all cached keys (block-causal by construction)
+
     def __init__(self, depth: int, rows: int, heads: int, head_dim: int, capacity: int, dtype: torch.dtype, device):
         shape = (rows, heads, capacity, head_dim)
         self.keys = [torch.empty(shape, dtype=dtype, device=device) for _ in range(depth)]
@@ -33,7 +35,8 @@ class KVCache:
         return sum(t.numel() * t.element_size() for t in self.keys + self.values)
 
     def append(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Write this scale's k, v [rows, H, L, d] after the filled part; return all keys/values so far.
+        """Write this scale's k, v [rows, H, L, d] after the filled part (in the cache's dtype); return
+        all keys/values so far.
 
         The length only advances in `advance`, once every layer has written the same scale.
         """

@@ -83,9 +83,9 @@ class SelfAttention(nn.Module):
             scale = self.scale_mul_1H11.float().clamp_max(MAX_SCALE_MUL).exp()
             q = apply_rope(F.normalize(q.float(), dim=-1, eps=1e-12) * scale, rope)
             k = apply_rope(F.normalize(k.float(), dim=-1, eps=1e-12), rope)
-        keys, values = cache.append(layer, k.to(cache.keys[layer].dtype), v.to(cache.values[layer].dtype))
+        keys, values = cache.append(layer, k, v)
         q = q.to(values.dtype)
-        out = F.scaled_dot_product_attention(q, keys, values, scale=1.0)
+        out = F.scaled_dot_product_attention(q, keys, values, attn_mask=cache.attn_mask, scale=1.0)
         return self.proj(out.transpose(1, 2).reshape(B, L, C))
 
 
@@ -107,9 +107,15 @@ class CrossAttention(nn.Module):
         k, v = kv.view(text.shape[0], 2, self.heads, self.head_dim).permute(1, 2, 0, 3).unbind(0)
         return k.unsqueeze(0), v.unsqueeze(0)
 
-    def forward(self, x: torch.Tensor, text_kv: list[tuple[torch.Tensor, torch.Tensor]], groups) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, text_kv, groups) -> torch.Tensor:
+        """`groups` [(start, stop, text)] say which rows follow which entry (k, v) of `text_kv`;
+        None means `text_kv` is one padded (k, v, key_mask) [B, H, L_text, d] with a text per row."""
         B, L, C = x.shape
         q = self.mat_q(x).view(B, L, self.heads, self.head_dim)
+        if groups is None:
+            k, v, key_mask = text_kv
+            out = F.scaled_dot_product_attention(q.transpose(1, 2).to(v.dtype), k, v, attn_mask=key_mask)
+            return self.proj(out.transpose(1, 2).reshape(B, L, C))
         out = torch.empty_like(q)
         for start, stop, text in groups:  # rows sharing one text attend to it as one long query
             n = stop - start
