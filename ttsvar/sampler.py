@@ -85,18 +85,24 @@ def check_batch(state: VarState, scale: int) -> None:
         )
 
 
-def sample_scales(state: VarState, until: int | None = None, *, on_scale: OnScale | None = None) -> VarState:
-    """Sample scales [state.next_scale, until) and return the new state (the input is untouched).
-
-    `on_scale(k, state_after_k)` runs after every scale: progress, previews, and cancellation
-    (raise in it to stop).
-    """
+def checked_until(state: VarState, until: int | None) -> int:
+    """The exclusive end scale of a sampling call (None = the last scale), checked against the state."""
     until = state.num_scales if until is None else int(until)
     if not state.next_scale < until <= state.num_scales:
         raise TTSVarError(
             f"'until' scale must be within {state.next_scale + 1}..{state.num_scales} for a state whose next "
             f"scale is {state.next_scale} (of {state.num_scales}), got {until}."
         )
+    return until
+
+
+def sample_scales(state: VarState, until: int | None = None, *, on_scale: OnScale | None = None) -> VarState:
+    """Sample scales [state.next_scale, until) and return the new state (the input is untouched).
+
+    `on_scale(k, state_after_k)` runs after every scale: progress, previews, and cancellation
+    (raise in it to stop).
+    """
+    until = checked_until(state, until)
     for k in range(state.next_scale, until):
         check_batch(state, k)
     run = _run_for(state)

@@ -30,7 +30,7 @@ from ttsvar.search.clustering import OFFICIAL_KMEANS_SEED, cluster_representativ
 from ttsvar.search.potentials import potential as potential_of
 from ttsvar.search.resampling import resample_indices
 from ttsvar.search.selection import top_k_indices
-from ttsvar.sampler import OnScale, sample_scales, segment_capacity
+from ttsvar.sampler import OnScale, checked_until, sample_scales, segment_capacity
 from ttsvar.state import VarState
 from ttsvar.thumbnails import jpeg_thumbnails
 
@@ -117,13 +117,7 @@ def sample_scoring_each_scale(state: VarState, reward: RewardModel, until: int |
     one of them: the reward history over every scale that the paper's DIFF (r_k − r_{k−1}),
     MAX and SUM (over i ≤ k) are defined on. Costs one preview decode and one reward call per
     candidate per scale."""
-    until = state.num_scales if until is None else int(until)
-    if not state.next_scale < until <= state.num_scales:
-        raise TTSVarError(
-            f"'until' scale must be within {state.next_scale + 1}..{state.num_scales} for a state whose next "
-            f"scale is {state.next_scale} (of {state.num_scales}), got {until}."
-        )
-    for k in range(state.next_scale, until):
+    for k in range(state.next_scale, checked_until(state, until)):
         state = record_reward(sample_scales(state, until=k + 1, on_scale=on_scale), reward, fast_filters=fast_filters)
     return state
 
