@@ -193,20 +193,11 @@ def load_model(args, device):
 
 
 def load_world_model(device):
-    """The world's trained model from the package's weights folder: an ordinary Infinity
-    checkpoint and text-encoder folder, opened by the ordinary loaders."""
-    from ttsvar.infinity.model import load_infinity
-    from ttsvar.infinity.text import load_text_encoder
+    """The world's trained model from the package's weights folder (:mod:`ttsvar.world.model`)."""
+    from ttsvar.world.model import load_world_model as load
 
-    folder = Path(__file__).resolve().parent / "world" / "weights"
-    files = [folder / "transformer.safetensors", folder / "vae.safetensors", folder / "text_encoder"]
-    missing = [f.name for f in files if not f.exists()]
-    if missing:
-        raise TTSVarError(f"--world: {', '.join(missing)} not found in {folder}; the trained world weights ship with the "
-                          "package, or train them with `python -m ttsvar.world train all`.")
-    model = load_infinity(files[0], files[1], device=device)
-    model.name = "world"
-    return model, load_text_encoder(files[2], device=device)
+    world = load(device=device)
+    return world.model, world.text_encoder
 
 
 def cmd_generate(args) -> int:

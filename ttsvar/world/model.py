@@ -22,8 +22,8 @@ TEXT_ENCODER_FOLDER = "text_encoder"
 PN = "0.06M"
 """The world's resolution preset: 64×64 images on 7 scales (1…16 tokens per side)."""
 RETRAIN_HINT = (
-    "The world's weights ship with the package (ttsvar/world/weights/); reinstall it, or train them "
-    "again with: python -m ttsvar.world train all"
+    "Train them with: python -m ttsvar.world train all (the trained generator is not shipped in the "
+    "package yet; the verifiers are)"
 )
 
 
