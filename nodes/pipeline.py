@@ -7,7 +7,7 @@ returns a new one.
 
 from __future__ import annotations
 
-from ttsvar.infinity.grids import ASPECT_TEMPLATES, PN_CHOICES, PN_SCALES
+from ttsvar.infinity.grids import ASPECT_TEMPLATES, LATENT_STRIDE, PN_CHOICES, PN_SCALES
 from ttsvar.schedule import PRESETS
 
 from . import comfy_bridge as bridge
@@ -130,7 +130,8 @@ class TTSVAR_BatchSchedule:
 SIZE_TIP = (
     "Requested image {side} in pixels. Width × height pick the pixel budget (0.06M = 256², 0.25M = 512², "
     "0.60M = 768², 1M = 1024²: the number of scales) and width:height the nearest Infinity aspect template; "
-    "the node shows the size produced and warns when it differs."
+    "the node shows the size produced and warns when it differs. Sizes are the model's own: the world model "
+    "(16 pixels a token → 4) makes 64×64 at 0.06M."
 )
 
 
@@ -179,16 +180,17 @@ class TTSVAR_StartState:
         if not hasattr(schedule, "sizes"):
             raise InputError("schedule", f"expected a {SCHEDULE}, got {type(schedule).__name__}.")
         template = None if aspect == FROM_SIZE else float(aspect.split()[0])
-        grid = requested_grid(int(width), int(height), template)
+        stride = pixels_per_token(model)
+        grid = requested_grid(int(width), int(height), template, stride)
         if pn != PN_AUTO and pn != grid.pn:
             raise InputError(
                 "pn",
-                f"is {pn} ({_pixels(grid.template, pn)}), but width × height = {width}×{height} ask for "
-                f"pn {grid.pn} ({_pixels(grid.template, grid.pn)}). Set pn to '{PN_AUTO}', or width and height to "
-                f"{_pixels(grid.template, pn)}; the size is never changed silently.",
+                f"is {pn} ({_pixels(grid.template, pn, stride)}), but width × height = {width}×{height} ask for "
+                f"pn {grid.pn} ({_pixels(grid.template, grid.pn, stride)}). Set pn to '{PN_AUTO}', or width and height to "
+                f"{_pixels(grid.template, pn, stride)}; the size is never changed silently.",
             )
         if len(schedule.sizes) != grid.num_scales:
-            raise InputError("schedule", _schedule_mismatch(schedule, width, height, grid))
+            raise InputError("schedule", _schedule_mismatch(schedule, width, height, grid, stride))
         preflight.check_downstream(prompt, unique_id, Shape(tuple(schedule.sizes), 0, schedule.sizes[0]), bridge.is_output_node)
         bridge.load_models([model])
         with blame("condition"):
@@ -197,46 +199,64 @@ class TTSVAR_StartState:
                 cfg=float(cfg), tau=float(tau), top_p=float(top_p), seed=int(seed),
                 cfg_insertion_layer=int(cfg_insertion_layer),
             )
-        return {"ui": {"ttsvar_size": [size_report(int(width), int(height), grid, template is not None)]}, "result": (state,)}
+        report = size_report(int(width), int(height), grid, template is not None, stride)
+        return {"ui": {"ttsvar_size": [report]}, "result": (state,)}
 
 
-def requested_grid(width: int, height: int, template: float | None = None):
+def pixels_per_token(model) -> int:
+    """Pixels per token side of `model`'s images: 16 for Infinity 2B and 8B, 4 for the world model."""
+    from ttsvar.infinity.grids import resolve_grid
+
+    grid = resolve_grid(pn="0.06M")
+    return model.pixel_size(grid)[0] // grid.final_grid[0]
+
+
+def requested_grid(width: int, height: int, template: float | None = None, stride: int = LATENT_STRIDE):
     """The scale grid for a requested size, by the one rule of Start State and the Sampler: the
-    nearest pixel budget to width × height, the aspect template nearest to height/width (or the
-    given one). The library's log warning about an untrained aspect is shown on the node instead."""
+    nearest pixel budget to width × height (in the model's pixels: `stride` per token side), the
+    aspect template nearest to height/width (or the given one). The library's log warning about
+    an untrained aspect is shown on the node instead."""
     import warnings
 
     from ttsvar.infinity.grids import resolve_grid
 
+    to_infinity = LATENT_STRIDE / stride
     with warnings.catch_warnings(), blame("width"):
         warnings.simplefilter("ignore")
-        return resolve_grid(width=width, height=height, aspect=template)
+        return resolve_grid(width=round(width * to_infinity), height=round(height * to_infinity), aspect=template)
 
 
-def _pixels(template: float, pn: str) -> str:
+def _produced(grid, stride: int) -> tuple[int, int]:
+    """(width, height) of the images `grid` makes with `stride` pixels per token side."""
+    h, w = grid.final_grid
+    return w * stride, h * stride
+
+
+def _pixels(template: float, pn: str, stride: int) -> str:
     from ttsvar.infinity.grids import resolve_grid
 
-    h, w = resolve_grid(aspect=template, pn=pn).pixel_size
+    w, h = _produced(resolve_grid(aspect=template, pn=pn), stride)
     return f"{w}×{h}"
 
 
-def _schedule_mismatch(schedule, width: int, height: int, grid) -> str:
+def _schedule_mismatch(schedule, width: int, height: int, grid, stride: int) -> str:
     scales = len(schedule.sizes)
     by_count = {v: k for k, v in PN_SCALES.items()}
     sched_pn = by_count.get(scales)
-    asked = f"width × height = {width}×{height} ask for pn {grid.pn} ({grid.num_scales} scales, {_pixels(grid.template, grid.pn)})"
+    asked = (f"width × height = {width}×{height} ask for pn {grid.pn} ({grid.num_scales} scales, "
+             f"{_pixels(grid.template, grid.pn, stride)})")
     if sched_pn is None:
         return f"has {scales} scales, but {asked}; give it {grid.num_scales} counts (Batch Schedule pn {grid.pn})."
     return (
         f"has {scales} scales (Batch Schedule pn {sched_pn}), but {asked}. Set the Batch Schedule's pn to {grid.pn}, "
-        f"or width and height to {_pixels(grid.template, sched_pn)}; the size is never changed silently."
+        f"or width and height to {_pixels(grid.template, sched_pn, stride)}; the size is never changed silently."
     )
 
 
-def size_report(width: int, height: int, grid, template_chosen: bool = False) -> dict:
+def size_report(width: int, height: int, grid, template_chosen: bool = False, stride: int = LATENT_STRIDE) -> dict:
     """What the node shows: the size produced and, when it differs from the request, a note; a
     warning when the aspect had to move more than 5% (the library's threshold for its log warning)."""
-    out_h, out_w = grid.pixel_size
+    out_w, out_h = _produced(grid, stride)
     report = {
         "requested": [width, height], "produced": [out_w, out_h], "pn": grid.pn, "scales": grid.num_scales,
         "aspect": grid.template, "text": f"{out_w}×{out_h} px · {grid.num_scales} scales (pn {grid.pn}) · aspect {grid.template:.3f}",
@@ -530,7 +550,8 @@ class TTSVAR_Sampler:
             raise InputError("reward_model", "score_from_scale scores every scale from there on: connect TTS-VAR Load Reward Model (or set it to -1).")
         if strategy == "tts-var" and feature_extractor is None:
             raise InputError("feature_extractor", "strategy 'tts-var' needs a feature extractor for its cluster filter; connect TTS-VAR Load Feature Extractor.")
-        grid = requested_grid(int(width), int(height))
+        stride = pixels_per_token(model)
+        grid = requested_grid(int(width), int(height), stride=stride)
         if int(score_from_scale) >= grid.num_scales:
             raise InputError("score_from_scale", f"is {score_from_scale}, but this resolution has scales 0..{grid.num_scales - 1}; use -1 to score only where a filter scores.")
         with blame("strategy"):
@@ -547,7 +568,7 @@ class TTSVAR_Sampler:
                 score_from=None if int(score_from_scale) < 0 else int(score_from_scale),
                 thumbnails=STEP_THUMBNAIL,
             )
-        ui = {**_lineage_ui(result.state, result.images, "Sampler"), "ttsvar_size": [size_report(int(width), int(height), grid)]}
+        ui = {**_lineage_ui(result.state, result.images, "Sampler"), "ttsvar_size": [size_report(int(width), int(height), grid, stride=stride)]}
         return {"ui": ui, "result": (to_comfy_image(result.images), result.state)}
 
 

@@ -158,3 +158,21 @@ def test_shape_checks_without_a_state():
     assert info.value.input_name == "state" and "keeps 6 after scale 2" in info.value.message
     with pytest.raises(InputError, match="only 2 candidates"):
         select_k(Shape((2, 2), 2, 2), 3)
+
+
+def test_the_size_rule_is_in_the_models_own_pixels(mappings):
+    """A model with 4 pixels a token (the world's geometry) makes 64×64 at 0.06M: Start State and
+    the Sampler ask for, report and check that size, not the 256×256 of a 16-pixel Infinity."""
+    from ttsvar.infinity.tiny import random_model, tiny_text_encoder
+
+    model = random_model("tiny-64", seed=0)
+    cond, = mappings["TTSVAR_EncodePrompt"]().encode(tiny_text_encoder(model), "a fox", "")
+    parts64 = (model, cond)
+    out = _start(mappings, parts64, "0.06M", 64, 64)
+    report, = out["ui"]["ttsvar_size"]
+    assert report["produced"] == [64, 64] and report["note"] is None and report["warning"] is None
+    assert out["result"][0].grid.pn == "0.06M"
+    with pytest.raises(TTSVarError, match=r"or width and height to 128×128"):
+        _start(mappings, parts64, "0.25M", 64, 64)
+    images, _ = mappings["TTSVAR_Sampler"]().run(model, cond, "raw", 1, 64, 64, 3.0, 0.5, 0.97, 0, "value", 10.0)["result"]
+    assert tuple(images.shape) == (1, 64, 64, 3)
