@@ -53,7 +53,7 @@ class VAETrainConfig:
     """Everything a run depends on; a checkpoint resumes only under an equal config (steps aside)."""
 
     seed: int = 0
-    steps: int = 800
+    steps: int = 2500
     batch: int = 8
     lr: float = 3e-3
     warmup: int = 30
