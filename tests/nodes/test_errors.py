@@ -13,7 +13,7 @@ def parts(mappings):
     model, = M["TTSVAR_InfinityLoader"]().load(TINY, TINY, "auto")
     te, = M["TTSVAR_TextEncoderLoader"]().load(TINY, "auto", model=model)
     cond, = M["TTSVAR_EncodePrompt"]().encode(te, "a fox", "")
-    sched, = M["TTSVAR_BatchSchedule"]().build("tts-var", 1, "0.06M" if False else "0.25M", "")
+    sched, = M["TTSVAR_BatchSchedule"]().build("tts-var", 1, "0.25M", "")
     state, = M["TTSVAR_StartState"]().start(model, cond, sched, 512, 512, "from width/height", "auto (from schedule)", 3.0, 0.5, 0.97, 0)["result"]
     return dict(model=model, te=te, cond=cond, sched=sched, state=state)
 
