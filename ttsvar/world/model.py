@@ -22,8 +22,8 @@ TEXT_ENCODER_FOLDER = "text_encoder"
 PN = "0.06M"
 """The world's resolution preset: 64×64 images on 7 scales (1…16 tokens per side)."""
 RETRAIN_HINT = (
-    "Train them with: python -m ttsvar.world train all (the trained generator is not shipped in the "
-    "package yet; the verifiers are)"
+    "They ship with the package (a fresh clone has them); to make them again: "
+    "python -m ttsvar.world train all --out FOLDER"
 )
 
 

@@ -24,9 +24,12 @@ from .prompts import Metadata, all_prompts, prompt_set, sample_prompt, validate_
 from .render import render
 from .vocab import BACKGROUND_GROUPS, BACKGROUND_KINDS, BACKGROUNDS, COLORS, NUMBER_WORDS, TAGS, plural, with_article
 
-SIZE_RANGES: dict[int, tuple[float, float]] = {1: (0.20, 0.32), 2: (0.17, 0.28), 3: (0.15, 0.24), 4: (0.14, 0.22)}
+SIZE_RANGES: dict[int, tuple[float, float]] = {1: (0.34, 0.48), 2: (0.26, 0.36), 3: (0.22, 0.30), 4: (0.20, 0.26)}
 """Side of an object's box, as a fraction of the image side, by the number of objects in the scene
-(at 128 px: 26-41 px for one object down to 18-28 px for four; at least two latent cells at stride 8)."""
+(at 64 px: 22-31 px for one object down to 13-17 px for four, at least three tokens of the last
+scale). Objects this large show already in the coarse scales (a 4×4 token map sees a lone object
+as one or two cells), where a VAR model decides the layout: with smaller ones the world's
+generator left most images empty, its coarse scales too uncertain where to put anything."""
 EDGE_MARGIN = 0.04
 GAP = 0.05
 RELATION_MARGIN = (0.6, 0.35)

@@ -38,7 +38,7 @@ import numpy as np
 import torch
 
 from ..errors import MissingWeightsError, TTSVarError
-from ..infinity.bsq import OFFICIAL_MAX_FLIP, self_correcting_targets
+from ..infinity.bsq import self_correcting_targets
 from ..infinity.grids import resolve_grid
 from ..infinity.training import SequenceLayout, bitwise_loss, encode_text_batch, forward_sequence
 from ..infinity.transformer import InfinityArch, InfinityTransformer
@@ -59,18 +59,18 @@ class T2ITrainConfig:
     """Everything a run depends on; a checkpoint resumes only under an equal config (steps aside)."""
 
     seed: int = 0
-    steps: int = 250
+    steps: int = 3000
     batch: int = 8
     coarse_batch: int = 24
     coarse_scales: int = 5
     coarse_weight: float = 0.5
-    images: int = 3000
-    lr: float = 1.5e-3
-    warmup: int = 40
+    images: int = 16000
+    lr: float = 2.5e-3
+    warmup: int = 100
     weight_decay: float = 0.05
     grad_clip: float = 2.0
     cfg_drop: float = 0.1
-    max_flip: float = OFFICIAL_MAX_FLIP
+    max_flip: float = 0.1
     depth: int = 4
     width: int = 192
     heads: int = 3
