@@ -122,3 +122,34 @@ def test_exported_folder_loads_through_the_scorers(tmp_path):
     cos = T.reward_from_model(model, TINY).cosine(images, prompts)
     torch.testing.assert_close(reward.cosine(images, prompts), cos, rtol=0, atol=2e-2)
     assert W.load_world_features(folder, mode="pca").features(images).shape == (3, 16)
+
+
+def test_the_reward_tuning_loss_prefers_accepted_candidates_and_the_choice_is_scored_per_prompt():
+    """ImageReward's pairwise loss on generated candidates: lower when the checker's accepted
+    candidate scores higher; and the argmax-vs-random report counts only prompts the checker splits."""
+    from ttsvar.world import tune_reward as R
+
+    model = T.new_model(TINY, seed=0)
+    tokenizer = T.build_tokenizer(TINY.context)
+    g = torch.Generator().manual_seed(0)
+    images = torch.rand(2, 2, 3, 32, 32, generator=g)
+    prompts = ["a photo of a red circle", "a photo of two blue squares"]
+    cos = R.cosine(model, tokenizer, images.flatten(0, 1), [p for p in prompts for _ in range(2)]).view(2, 2)
+    first_good = torch.tensor([[True, False], [True, False]])
+    loss = R.pairwise_loss(model, tokenizer, images, prompts, first_good, scale=20.0)
+    flipped = R.pairwise_loss(model, tokenizer, images, prompts, ~first_good, scale=20.0)
+    expected = torch.nn.functional.softplus(-20.0 * (cos[:, 0] - cos[:, 1])).mean()
+    assert torch.allclose(loss, expected, atol=1e-5)
+    assert torch.allclose(loss - flipped, -20.0 * (cos[:, 0] - cos[:, 1]).mean(), atol=1e-5)  # softplus(-x) - softplus(x) = -x
+    assert R.pairwise_loss(model, tokenizer, images, prompts, torch.ones(2, 2, dtype=torch.bool), 20.0) is None
+    loss.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+
+    class Fixed:
+        def cosine(self, images, prompts):
+            return torch.tensor([0.9, 0.1, 0.2, 0.8, 0.5, 0.4])
+
+    data = R.Candidates(torch.zeros(3, 2, 3, 32, 32), ["a", "b", "c"],
+                        torch.tensor([[True, False], [True, False], [True, True]]))
+    report = R.choice_quality(Fixed(), data)
+    assert report["informative_prompts"] == 2 and report["argmax_accepted"] == 0.5 and report["random_pick"] == 0.5

@@ -5,8 +5,11 @@ The model is a ``transformers.CLIPModel`` with tiny towers: a ViT on 64×64 imag
 transformer over a word-level tokenizer of the world's vocabulary (``tokenizer.json``, built with
 the ``tokenizers`` library). Its folder holds ``config.json``, ``model.safetensors``,
 ``tokenizer.json``, ``preprocessor_config.json`` (image mean/std) and ``calibration.json``. The
-package ships one in ``ttsvar/world/weights/verifier`` (:data:`DEFAULT_DIR`); an empty path means
-that one.
+package ships two, and an empty path means them: ``ttsvar/world/weights/verifier``
+(:data:`DEFAULT_DIR`, trained contrastively on renders: the features) and
+``ttsvar/world/weights/reward`` (:data:`REWARD_DIR`, the same model then tuned on the world
+generator's own candidates as ImageReward was on generated images, ``ttsvar.world.tune_reward``:
+the reward).
 
 * ``world-reward`` — image/prompt agreement, an imperfect learned proxy of the world's checker:
   ``(cos(image, text) − mean) / std``, with mean/std from ``calibration.json`` (measured on
@@ -34,6 +37,7 @@ from ttsvar.errors import TTSVarError
 from ttsvar.scoring import _common as C
 
 DEFAULT_DIR = Path(__file__).resolve().parents[1] / "world" / "weights" / "verifier"
+REWARD_DIR = DEFAULT_DIR.parent / "reward"
 FILES = ("config.json", "model.safetensors", "tokenizer.json", "preprocessor_config.json", "calibration.json")
 HINT_WORLD = (f"The world's verifier folder ships with the package ({DEFAULT_DIR}); make a new one with "
               "`python -m ttsvar.world train verifiers --out DIR`.")
@@ -149,9 +153,9 @@ def _check_mode(mode: str) -> None:
 
 # ---------------------------------------------------------------- loading
 
-def resolve_folder(path: str | os.PathLike | None) -> Path:
-    """The verifier folder, checked to hold every file (None or "" → the shipped :data:`DEFAULT_DIR`)."""
-    folder = DEFAULT_DIR if path is None or str(path) == "" else Path(os.path.expanduser(str(path)))
+def resolve_folder(path: str | os.PathLike | None, default: Path = DEFAULT_DIR) -> Path:
+    """The verifier folder, checked to hold every file (None or "" → the shipped `default`)."""
+    folder = default if path is None or str(path) == "" else Path(os.path.expanduser(str(path)))
     return C.require_files(folder, [[f] for f in FILES], what="world verifier files", hint=HINT_WORLD)
 
 
@@ -194,10 +198,10 @@ def load_tokenizer(folder: Path, context: int):
     return tokenizer
 
 
-def _load_common(path, device, dtype):
+def _load_common(path, device, dtype, default: Path = DEFAULT_DIR):
     device = C.resolve_device(device)
     dtype = C.resolve_dtype(dtype, device)
-    folder = resolve_folder(path)
+    folder = resolve_folder(path, default)
     model = load_model(folder).to(device=device, dtype=dtype)
     proc = _read_json(folder / "preprocessor_config.json")
     mean, std = proc.get("image_mean"), proc.get("image_std")
@@ -209,8 +213,8 @@ def _load_common(path, device, dtype):
 
 def load_world_reward(path: str | os.PathLike | None = None, *, device: torch.device | str | None = "cpu",
                       dtype: torch.dtype | str | None = torch.float32) -> WorldReward:
-    """The world's reward model from a verifier folder (None or "" → the shipped one)."""
-    folder, model, mean, std, device, dtype = _load_common(path, device, dtype)
+    """The world's reward model from a verifier folder (None or "" → the shipped :data:`REWARD_DIR`)."""
+    folder, model, mean, std, device, dtype = _load_common(path, device, dtype, REWARD_DIR)
     tokenizer = load_tokenizer(folder, model.config.text_config.max_position_embeddings)
     calibration = _read_json(folder / "calibration.json")
     if not all(isinstance(calibration.get(k), (int, float)) for k in ("mean", "std")) or calibration["std"] <= 0:

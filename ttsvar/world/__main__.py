@@ -17,6 +17,8 @@ TRAINERS: dict[str, tuple[str, str]] = {
     "vae": ("ttsvar.world.train_vae:train_from_args", "the BSQ VAE (64×64 images, stride 4, 16 bits)"),
     "t2i": ("ttsvar.world.train_t2i:train_from_args", "the text-to-image transformer and its text encoder"),
     "verifiers": ("ttsvar.world.train_verifiers:train_from_args", "the reward model and feature extractor (a small CLIP)"),
+    "reward": ("ttsvar.world.tune_reward:train_from_args",
+               "the reward tuned on the generator's own candidates, labelled by the checker (after t2i and verifiers)"),
 }
 
 
