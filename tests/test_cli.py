@@ -23,13 +23,16 @@ def test_generate_with_a_random_model_writes_image_and_record(tmp_path, capsys):
     assert "random weights" in capsys.readouterr().out
 
 
-def test_demo_runs_the_tts_var_search(tmp_path, capsys):
+def test_demo_runs_the_tts_var_search_on_the_world_model(tmp_path, capsys):
     out = tmp_path / "demo.png"
-    assert main(["demo", "--out", str(out)]) == 0
+    assert main(["demo", "--out", str(out), "--prompt", "a photo of two green triangles"]) == 0
     record = json.loads(out.with_suffix(".json").read_text())
+    assert record["model"] == "ttsvar-world" and record["prompt"] == "a photo of two green triangles"
     assert [e["kind"] for e in record["events"]] == ["cluster", "cluster", "resample", "resample", "select"]
-    assert Image.open(out).size == (512, 512)
-    assert "random weights" in capsys.readouterr().out
+    assert record["events"][0]["batch_before"] > len(record["events"][0]["kept"])  # it chose among candidates
+    assert Image.open(out).size == (64, 64)
+    printed = capsys.readouterr().out
+    assert "(64x64, tts-var, N=1" in printed and "after scale" in printed and "the checker sees:" in printed
 
 
 def test_convert_writes_safetensors_once(reference_files, tmp_path, capsys):
