@@ -51,7 +51,7 @@ def _choices(key: str, *, files: bool = True, dirs: bool = True) -> list[str]:
 
 
 def _verifier_choices(key: str) -> list[str]:
-    return _choices(key) + [BUILT_IN]
+    return bridge.list_entries(key) + list(demo.VERIFIER_ENTRIES) + [BUILT_IN]
 
 
 def _verifier_path(key: str, family: str, weights: str) -> str:
@@ -86,8 +86,9 @@ def _dtype(name: str):
 class TTSVAR_InfinityLoader:
     DESCRIPTION = (
         "Loads an Infinity transformer and its BSQ-VAE from models/infinity (architecture detected from "
-        "the checkpoint: 2B, 8B or any size). Choose '(tiny random demo)' in both boxes for a tiny model "
-        "with random weights (runs anywhere, images are noise)."
+        "the checkpoint: 2B, 8B or any size). Choose '(world model demo)' in both boxes for the small model "
+        "trained on the synthetic world that ships with the pack (64×64 scenes of shapes; 0.06M), or "
+        "'(tiny random demo)' for random weights (runs anywhere, images are noise)."
     )
     CATEGORY = f"{CATEGORY}/loaders"
     RETURN_TYPES = (MODEL,)
@@ -126,8 +127,8 @@ class TTSVAR_InfinityLoader:
 class TTSVAR_TextEncoderLoader:
     DESCRIPTION = (
         "Loads the Flan-T5-XL text encoder from a folder in models/text_encoders (e.g. flan-t5-xl/ with "
-        "config.json, tokenizer files and weights). '(tiny random demo)' builds a deterministic random "
-        "encoder sized for the connected model."
+        "config.json, tokenizer files and weights). '(world model demo)' is the world model's own encoder; "
+        "'(tiny random demo)' builds a deterministic random encoder sized for the connected model."
     )
     CATEGORY = f"{CATEGORY}/loaders"
     RETURN_TYPES = (TEXT_ENCODER,)
@@ -150,7 +151,7 @@ class TTSVAR_TextEncoderLoader:
     @guarded("TTS-VAR Load Text Encoder", oom_advice=LOADER_OOM_ADVICE)
     def load(self, encoder, dtype="auto", model=None):
         if demo.is_demo(encoder):
-            if model is None:
+            if model is None and demo.needs_model(encoder):
                 raise InputError("model", f"'{encoder}' needs the model input connected (the demo encoder is sized for it).")
             return (demo.text_encoder(encoder, model),)
         from ttsvar.infinity.text import load_text_encoder, t5_default_dtype
@@ -190,7 +191,7 @@ class TTSVAR_FeatureExtractorLoader:
     def load(self, family, weights):
         from . import scoring_adapter
 
-        if demo.is_demo(weights):
+        if demo.is_demo_verifier(weights):
             return (demo.feature_extractor(weights, family),)
         path = _verifier_path("ttsvar_features", family, weights)
         with blame("weights"):
@@ -223,7 +224,7 @@ class TTSVAR_RewardModelLoader:
     def load(self, family, weights):
         from . import scoring_adapter
 
-        if demo.is_demo(weights):
+        if demo.is_demo_verifier(weights):
             return (demo.reward_model(weights, family),)
         path = _verifier_path("ttsvar_rewards", family, weights)
         with blame("weights"):

@@ -6,7 +6,8 @@ load) and example_workflows/api/*.json (API format, what tests and /prompt execu
 checks it equals its twin, so editing one file alone is caught.
 
 The shipped files name the real model files users download (README, "ComfyUI" section). Tests
-run them on the tiny random model through :func:`ci_variant`.
+run them on the tiny random model through :func:`ci_variant`; the world workflow names the pack's
+own entries (the world model and its built-in verifier) and runs as shipped.
 """
 
 from __future__ import annotations
@@ -17,6 +18,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 OUT = REPO / "example_workflows"
 TINY = "(tiny random demo)"
+WORLD = "(world model demo)"
+BUILT_IN = "(built-in world verifier)"
+#: Loader entries that ship with the pack: a workflow naming them runs anywhere, as it is.
+SHIPPED = (WORLD, BUILT_IN)
+WORLD_PROMPT = "a photo of a red circle and a blue square"
 
 PROMPT = "a red fox sitting in fresh snow at golden hour, detailed fur, 35mm photo"
 
@@ -123,12 +129,43 @@ def reward_swap():
     return g
 
 
+def world():
+    """The synthetic world end to end, with its own verifiers: TTS-VAR node by node (64×64, 7 scales,
+    the paper's plan) beside one plain sample of the same prompt and seed."""
+    g = G()
+    m = g.add("TTSVAR_InfinityLoader", transformer=WORLD, vae=WORLD, dtype="auto")
+    te = g.add("TTSVAR_TextEncoderLoader", encoder=WORLD, dtype="auto")
+    cond = g.add("TTSVAR_EncodePrompt", text_encoder=L(te), prompt=WORLD_PROMPT, negative="")
+    rw = g.add("TTSVAR_RewardModelLoader", family="world-reward", weights=BUILT_IN)
+    fe = g.add("TTSVAR_FeatureExtractorLoader", family="world-features (pca)", weights=BUILT_IN)
+    starts = {}
+    for preset in ("tts-var", "raw"):
+        sch = g.add("TTSVAR_BatchSchedule", preset=preset, n=1, pn="0.06M", custom="8,8,6,6,4,2,1")
+        starts[preset] = g.add("TTSVAR_StartState", model=L(m), condition=L(cond), schedule=L(sch), width=64, height=64,
+                               aspect="from width/height", pn="auto (from schedule)", cfg=3.0, tau=0.5, top_p=0.97,
+                               seed=42, cfg_insertion_layer=0)
+    st = starts["tts-var"]
+    for kind in ("cluster", "cluster", "resample", "resample"):
+        st = g.add("TTSVAR_SampleScales", state=L(st), until_scale=0)
+        if kind == "cluster":
+            st = g.add("TTSVAR_ClusterFilter", state=L(st), feature_extractor=L(fe), keep=0, seed=0, decode_at_model_size=False)
+        else:
+            st = g.add("TTSVAR_RewardResample", state=L(st), reward_model=L(rw), potential="value", lam=10.0, keep=0, decode_at_model_size=False)
+    st = g.add("TTSVAR_SampleScales", state=L(st), until_scale=-1)
+    best = g.add("TTSVAR_SelectBest", state=L(st), reward_model=L(rw), k=1)
+    g.add("PreviewImage", "TTS-VAR", images=L(g.add("TTSVAR_Decode", state=L(best))))
+    plain_end = g.add("TTSVAR_SampleScales", state=L(starts["raw"]), until_scale=-1)
+    g.add("PreviewImage", "plain sample", images=L(g.add("TTSVAR_Decode", state=L(plain_end))))
+    return g
+
+
 WORKFLOWS = {
     "ttsvar_tts_var": tts_var,
     "ttsvar_best_of_n": best_of_n,
     "ttsvar_importance_sampling": importance_sampling,
     "ttsvar_plain_generation": plain,
     "ttsvar_reward_swap_hps_imagereward": reward_swap,
+    "ttsvar_world_tts_var_vs_plain": world,
 }
 
 
@@ -148,7 +185,7 @@ def ci_variant(api: dict, side: int, demo: str = TINY) -> dict:
     for node in out.values():
         ins = node["inputs"]
         for key in MODEL_FILE_INPUTS:
-            if key in ins and isinstance(ins[key], str):
+            if key in ins and isinstance(ins[key], str) and ins[key] not in SHIPPED:
                 ins[key] = demo
         if ins.get("pn") == "1M":
             ins["pn"] = PN_FOR_SIDE[side]
