@@ -66,11 +66,9 @@ def _start(g, m, cond, preset, n):
                  cfg_insertion_layer=0)
 
 
-def tts_var():
-    g = G()
-    m, cond, rw, fe = _loaders(g)
-    st = _start(g, m, cond, "tts-var", 1)
-    # The paper's plan: cluster after the first two drops, resample after the next two.
+def _paper_plan(g, st, fe, rw):
+    """The paper's plan node by node from a start state: cluster after the first two drops of the
+    schedule, resample after the next two, sample to the end, keep the best; returns Select Best."""
     for kind in ("cluster", "cluster", "resample", "resample"):
         st = g.add("TTSVAR_SampleScales", state=L(st), until_scale=0)
         if kind == "cluster":
@@ -78,8 +76,13 @@ def tts_var():
         else:
             st = g.add("TTSVAR_RewardResample", state=L(st), reward_model=L(rw), potential="value", lam=10.0, keep=0, decode_at_model_size=False)
     st = g.add("TTSVAR_SampleScales", state=L(st), until_scale=-1)
-    best = g.add("TTSVAR_SelectBest", state=L(st), reward_model=L(rw), k=1)
-    img = g.add("TTSVAR_Decode", state=L(best))
+    return g.add("TTSVAR_SelectBest", state=L(st), reward_model=L(rw), k=1)
+
+
+def tts_var():
+    g = G()
+    m, cond, rw, fe = _loaders(g)
+    img = g.add("TTSVAR_Decode", state=L(_paper_plan(g, _start(g, m, cond, "tts-var", 1), fe, rw)))
     g.add("PreviewImage", images=L(img))
     return g
 
@@ -144,15 +147,7 @@ def world():
         starts[preset] = g.add("TTSVAR_StartState", model=L(m), condition=L(cond), schedule=L(sch), width=64, height=64,
                                aspect="from width/height", pn="auto (from schedule)", cfg=3.0, tau=0.5, top_p=0.97,
                                seed=42, cfg_insertion_layer=0)
-    st = starts["tts-var"]
-    for kind in ("cluster", "cluster", "resample", "resample"):
-        st = g.add("TTSVAR_SampleScales", state=L(st), until_scale=0)
-        if kind == "cluster":
-            st = g.add("TTSVAR_ClusterFilter", state=L(st), feature_extractor=L(fe), keep=0, seed=0, decode_at_model_size=False)
-        else:
-            st = g.add("TTSVAR_RewardResample", state=L(st), reward_model=L(rw), potential="value", lam=10.0, keep=0, decode_at_model_size=False)
-    st = g.add("TTSVAR_SampleScales", state=L(st), until_scale=-1)
-    best = g.add("TTSVAR_SelectBest", state=L(st), reward_model=L(rw), k=1)
+    best = _paper_plan(g, starts["tts-var"], fe, rw)
     g.add("PreviewImage", "TTS-VAR", images=L(g.add("TTSVAR_Decode", state=L(best))))
     plain_end = g.add("TTSVAR_SampleScales", state=L(starts["raw"]), until_scale=-1)
     g.add("PreviewImage", "plain sample", images=L(g.add("TTSVAR_Decode", state=L(plain_end))))
