@@ -398,7 +398,8 @@ def estimate(points: list[Point], prompts: list[dict], out: Path, walls: dict[st
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                allow_abbrev=False)  # "--features" is an eval option, not a prefix of --features-modes
     p.add_argument("--out", default="bench_world", help="output folder (one harness run per point inside)")
     p.add_argument("--prompts", help="a JSON-lines prompt file (default: --num-prompts world prompts, written to OUT)")
     p.add_argument("--num-prompts", type=int, default=204, help="size of the held world prompt set (balanced over categories)")
