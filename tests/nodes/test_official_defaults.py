@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from workflow_defs import OUT
+from workflow_defs import BUILT_IN, OUT
 
 OFFICIAL_DINO = "dinov2-with-registers-large/"
 
@@ -49,7 +49,10 @@ def test_shipped_workflows_use_the_official_settings(path):
     for node in json.loads(path.read_text()).values():
         inputs = node["inputs"]
         if node["class_type"] == "TTSVAR_FeatureExtractorLoader":
-            assert inputs["weights"] == OFFICIAL_DINO
+            if inputs["family"].startswith("world-features"):  # the world's own, reduced by PCA as DINOv2's in the paper
+                assert inputs == {"family": "world-features (pca)", "weights": BUILT_IN}
+            else:
+                assert inputs["weights"] == OFFICIAL_DINO
         if "decode_at_model_size" in inputs:
             assert inputs["decode_at_model_size"] is False
         if node["class_type"] == "TTSVAR_ClusterFilter":
