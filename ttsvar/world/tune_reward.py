@@ -117,12 +117,10 @@ def tune(verifier_folder: Path, world, config: RewardTuneConfig, out: Path, prog
     """Fine-tune the verifier in `verifier_folder` on the generator's candidates; export to `out/reward`."""
     from tqdm import tqdm
 
+    from .prompts import prompt_set
     from .scenes import training_sample
 
-    torch.manual_seed(config.seed)
     train_meta = [training_sample(config.seed, i).metadata for i in range(config.prompts)]
-    from .prompts import prompt_set
-
     held = generate_candidates(world, prompt_set(config.held_prompts, HELD_SEED), config.candidates, HELD_SEED, progress)
     data = generate_candidates(world, train_meta, config.candidates, config.seed, progress)
     reward = W.load_world_reward(verifier_folder)
