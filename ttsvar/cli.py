@@ -14,7 +14,6 @@ from ttsvar.errors import TTSVarError
 DEMO_PROMPT = "a photo of a green triangle"
 """The demo's default prompt: a colour and a shape, a category the world model solves about half the
 time with one sample (two objects with their colours it rarely gets right)."""
-NEWLINE = "\n"
 VERIFIER_HELP = (
     "'colorfulness' / 'thumbnail' (built in, no weights), or FAMILY:PATH for a model from local files, "
     "e.g. imagereward:/models/ImageReward or dinov2:/models/dinov2-with-registers-large"
@@ -212,16 +211,19 @@ def describe_verdict(path: Path, prompt: str) -> str:
     from ttsvar.world.near_miss import parse_caption
 
     pixels = np.asarray(Image.open(path).convert("RGB"))
-    objects = detect(pixels)
-    seen = ", ".join(_object_words(o) for o in objects) or "no object"
     try:
         metadata = parse_caption(prompt).metadata()
     except TTSVarError:
-        return f"the checker sees: {seen} (the prompt is outside the world's grammar, so no verdict)"
+        return f"the checker sees: {_seen(detect(pixels))} (the prompt is outside the world's grammar, so no verdict)"
     verdict = check(pixels, metadata)
     if verdict.correct:
-        return f"the checker sees: {seen} — it matches the prompt"
-    return f"the checker sees: {seen} — it does not match the prompt ({verdict.reason.replace(NEWLINE, '; ')})"
+        return f"the checker sees: {_seen(verdict.detected)} — it matches the prompt"
+    reason = verdict.reason.replace("\n", "; ")
+    return f"the checker sees: {_seen(verdict.detected)} — it does not match the prompt ({reason})"
+
+
+def _seen(objects) -> str:
+    return ", ".join(_object_words(o) for o in objects) or "no object"
 
 
 def _object_words(obj) -> str:
