@@ -34,18 +34,16 @@ def _check(name: str, entries: tuple[str, ...] = ENTRIES) -> None:
         raise ValueError(f"{name!r} is not a demo entry ({', '.join(entries)}).")
 
 
-def _world():
-    from ttsvar.world.model import load_world_model
-
-    return load_world_model(device="cpu")
-
-
 def infinity_model(name: str):
     """The Infinity model (transformer + VAE) of a demo entry."""
     from ttsvar.infinity.tiny import tiny_random_model
 
     _check(name)
-    return _world().model if name == WORLD else tiny_random_model(seed=0)
+    if name == WORLD:
+        from ttsvar.world.model import load_world_infinity
+
+        return load_world_infinity(device="cpu")
+    return tiny_random_model(seed=0)
 
 
 def text_encoder(name: str, model=None):
@@ -54,7 +52,9 @@ def text_encoder(name: str, model=None):
 
     _check(name)
     if name == WORLD:
-        return _world().text_encoder
+        from ttsvar.world.model import load_world_text_encoder
+
+        return load_world_text_encoder(device="cpu")
     if model is None:
         raise ValueError(f"{name!r} builds an encoder sized for a model: give the model.")
     return tiny_text_encoder(model, seed=0)

@@ -48,14 +48,28 @@ def world_weight_paths(folder: str | Path = WEIGHTS_DIR) -> tuple[Path, Path, Pa
     return transformer, vae, text
 
 
-def load_world_model(folder: str | Path = WEIGHTS_DIR, *, device: torch.device | str = "cpu",
-                     dtype: torch.dtype | None = None) -> WorldModel:
-    """Load the committed world model (or the one in `folder`) on `device`; `dtype` is the
-    transformer blocks' compute dtype, as for `load_infinity` (default: float32 on CPU)."""
+def load_world_infinity(folder: str | Path = WEIGHTS_DIR, *, device: torch.device | str = "cpu",
+                        dtype: torch.dtype | None = None):
+    """The world's Infinity model (transformer + VAE) alone, as `load_infinity` opens any checkpoint;
+    `dtype` is the transformer blocks' compute dtype (default: float32 on CPU)."""
     from ..infinity.model import load_infinity
-    from ..infinity.text import load_text_encoder
 
-    transformer, vae, text = world_weight_paths(folder)
+    transformer, vae, _ = world_weight_paths(folder)
     model = load_infinity(transformer, vae, device=device, dtype=dtype)
     model.name = "ttsvar-world"
-    return WorldModel(model, load_text_encoder(text, device=device))
+    return model
+
+
+def load_world_text_encoder(folder: str | Path = WEIGHTS_DIR, *, device: torch.device | str = "cpu"):
+    """The world's text encoder alone, as `load_text_encoder` opens Flan-T5."""
+    from ..infinity.text import load_text_encoder
+
+    return load_text_encoder(world_weight_paths(folder)[2], device=device)
+
+
+def load_world_model(folder: str | Path = WEIGHTS_DIR, *, device: torch.device | str = "cpu",
+                     dtype: torch.dtype | None = None) -> WorldModel:
+    """Load the committed world model (or the one in `folder`) on `device`; `dtype` as for
+    :func:`load_world_infinity`."""
+    return WorldModel(load_world_infinity(folder, device=device, dtype=dtype),
+                      load_world_text_encoder(folder, device=device))
