@@ -141,7 +141,8 @@ def tune(verifier_folder: Path, world, config: RewardTuneConfig, out: Path, prog
         optimizer.step()
         bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
     model = V.bf16_rounded(model.eval().requires_grad_(False))
-    tuned = V.reward_from_model(model, _config_of(verifier_folder))
+    verifier_config = _config_of(verifier_folder)
+    tuned = V.reward_from_model(model, verifier_config)
     with torch.no_grad():
         cos = torch.cat([tuned.cosine(data.images[i], [data.prompts[i]] * config.candidates)
                          for i in range(len(data.prompts))]).double()
@@ -149,7 +150,7 @@ def tune(verifier_folder: Path, world, config: RewardTuneConfig, out: Path, prog
                    "population": "cosine over the world generator's raw candidates for training-stream prompts"}
     run = out / RUN_DIR
     run.mkdir(parents=True, exist_ok=True)
-    torch.save({"model": model.state_dict(), "config": asdict(_config_of(verifier_folder))}, run / V.CHECKPOINT)
+    torch.save({"model": model.state_dict(), "config": asdict(verifier_config)}, run / V.CHECKPOINT)
     folder = V.export(run, out / REWARD_FOLDER, calibration=calibration)
     after = choice_quality(W.load_world_reward(folder), held)
     report = {"config": asdict(config), "held_before": before, "held_after": after,
