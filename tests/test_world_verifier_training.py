@@ -146,10 +146,82 @@ def test_the_reward_tuning_loss_prefers_accepted_candidates_and_the_choice_is_sc
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
 
     class Fixed:
-        def cosine(self, images, prompts):
-            return torch.tensor([0.9, 0.1, 0.2, 0.8, 0.5, 0.4])
+        """Cosines of the 3 prompts × 2 candidates, one call per judged scale."""
 
-    data = R.Candidates(torch.zeros(3, 2, 3, 32, 32), ["a", "b", "c"],
-                        torch.tensor([[True, False], [True, False], [True, True]]))
+        def __init__(self):
+            self.calls = iter([torch.tensor([0.9, 0.1, 0.2, 0.8, 0.5, 0.4]), torch.tensor([0.1, 0.9, 0.2, 0.9, 0.5, 0.4])])
+
+        def cosine(self, images, prompts):
+            assert images.shape == (6, 3, 32, 32) and images.dtype == torch.float32
+            return next(self.calls)
+
+    data = R.Candidates(torch.zeros(3, 2, 2, 3, 32, 32, dtype=torch.uint8), ["a", "b", "c"],
+                        torch.tensor([[True, False], [True, False], [True, True]]), scales=(4, 6))
     report = R.choice_quality(Fixed(), data)
-    assert report["informative_prompts"] == 2 and report["argmax_accepted"] == 0.5 and report["random_pick"] == 0.5
+    assert report["informative_prompts"] == 2 and report["random_pick"] == 0.5
+    assert report["argmax_accepted"] == {4: 0.5, 6: 0.0}
+
+
+def test_reward_candidates_are_the_searchs_previews_at_the_judged_scales_and_resume_from_their_cache(
+        tmp_path, monkeypatch):
+    """The tuning data shows each candidate as the search's filters see it at every judged scale
+    (where the paper's 7-scale plan resamples, then the finished image), labelled by the finished
+    image; an interrupted generation continues after the prompts its cache holds."""
+    from ttsvar.decode import filter_previews
+    from ttsvar.infinity.grids import resolve_grid
+    from ttsvar.sampler import sample_scales, start_state
+    from ttsvar.schedule import BatchSchedule
+    from ttsvar.world import tune_reward as R
+    from ttsvar.world.model import PN, load_world_model
+    from ttsvar.world.prompts import prompt_set
+
+    assert R.judged_scales(7) == (4, 5, 6)
+    world = load_world_model()
+    metadata = prompt_set(3, seed=5)
+    cache = tmp_path / "candidates.pt"
+    data = R.generate_candidates(world, metadata, candidates=2, seed=11, progress=False, cache=cache, key="k",
+                                 save_every=2)
+    assert data.images.shape == (3, 3, 2, 3, 64, 64) and data.images.dtype == torch.uint8
+    assert data.accepted.shape == (3, 2) and data.scales == (4, 5, 6)
+    grid = resolve_grid(aspect=1.0, pn=PN)
+    state = start_state(world.model, world.text_encoder.encode(metadata[1]["prompt"]), BatchSchedule((2,) * 7), grid,
+                        seed=12)
+    preview = filter_previews(sample_scales(state, until=5))
+    assert torch.equal(data.view(torch.tensor([1]), torch.tensor([0]))[0], preview)
+    assert not torch.equal(data.images[1, 0], data.images[1, 2])
+
+    stored = torch.load(cache, weights_only=True)
+    torch.save({"key": "k", "images": stored["images"][:2], "accepted": stored["accepted"][:2]}, cache)
+    drawn = []
+    draw = R.prompt_candidates
+    monkeypatch.setattr(R, "prompt_candidates", lambda world, meta, *rest: drawn.append(meta) or draw(world, meta, *rest))
+    again = R.generate_candidates(world, metadata, candidates=2, seed=11, progress=False, cache=cache, key="k")
+    assert drawn == [metadata[2]]
+    assert torch.equal(again.images, data.images) and torch.equal(again.accepted, data.accepted)
+    R.generate_candidates(world, metadata[:1], candidates=2, seed=11, progress=False, cache=cache, key="other weights")
+    assert len(drawn) == 2
+
+
+def test_reward_tuning_resumed_from_its_checkpoint_equals_an_uninterrupted_run(tmp_path, monkeypatch):
+    """Stopped after 2 of 4 steps and resumed, the tuned reward is byte for byte the uninterrupted
+    run's (the generator's candidates are stood in for by fixed random ones: this is about the tuning)."""
+    from dataclasses import replace
+
+    from ttsvar.world import tune_reward as R
+    from ttsvar.world.model import WEIGHTS_DIR
+
+    def candidates(world, metadata, candidates, seed, **cache):
+        g = torch.Generator().manual_seed(seed)
+        images = torch.randint(0, 256, (len(metadata), 3, candidates, 3, 64, 64), generator=g, dtype=torch.uint8)
+        accepted = torch.arange(len(metadata) * candidates).view(len(metadata), candidates) % 2 == 0
+        return R.Candidates(images, [m["prompt"] for m in metadata], accepted, (4, 5, 6))
+
+    monkeypatch.setattr(R, "generate_candidates", candidates)
+    config = R.RewardTuneConfig(prompts=4, candidates=3, steps=4, batch_prompts=2, held_prompts=1, checkpoint_every=2)
+    verifier = WEIGHTS_DIR / "verifier"
+    R.tune(verifier, WEIGHTS_DIR, config, tmp_path / "straight", progress=False)
+    R.tune(verifier, WEIGHTS_DIR, replace(config, steps=2), tmp_path / "resumed", progress=False)
+    R.tune(verifier, WEIGHTS_DIR, config, tmp_path / "resumed", resume=True, progress=False)
+    tuned = (tmp_path / "straight" / "reward" / "model.safetensors").read_bytes()
+    assert tuned == (tmp_path / "resumed" / "reward" / "model.safetensors").read_bytes()
+    assert tuned != (verifier / "model.safetensors").read_bytes()

@@ -11,12 +11,21 @@ on the scaled cosine). The result stays a learned proxy: it never sees the held 
 benchmarks and the tests, and it errs where it generalises badly. Its scores are standardised over
 the generator's candidates, as ImageReward's are over generated images.
 
+The search asks the reward about *previews* too: TTS-VAR resamples on the images of the partial
+code maps (`judged_scales`: where the paper's plan resamples, and the finished image). A reward
+tuned on finished images alone ranked those previews worse than it ranked finished images, so each
+candidate is shown to the reward at every judged scale, each view labelled with the checker's
+verdict on the image the candidate finally became: a preview is good when it leads to a right
+picture, which is what a resampling step needs to know.
+
     python -m ttsvar.world train reward --out DIR    # DIR/verifier and DIR's generator (else the package's) → DIR/reward
+    python -m ttsvar.world train reward --out DIR --resume    # after an interruption: candidates cached, tuning checkpointed
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -29,6 +38,7 @@ from ..scoring import world as W
 from . import train_verifiers as V
 
 RUN_DIR = Path("checkpoints") / "reward"
+TUNE_CHECKPOINT = "tuning.pt"
 REWARD_FOLDER = "reward"
 """The export, beside the contrastive ``verifier`` folder (whose image tower stays the features)."""
 HELD_SEED = 20_261_206
@@ -45,23 +55,41 @@ class RewardTuneConfig:
     lr: float = 1e-4
     scale: float = 20.0  # cosine → logit, as CLIP's learned temperature would
     held_prompts: int = 120
+    previews: bool = False  # True: train on the previews of every judged scale, not only the finished images
+    checkpoint_every: int = 50
+
+
+def judged_scales(num_scales: int) -> tuple[int, ...]:
+    """The scales whose images a world search scores: those after which the paper's tts-var plan
+    resamples, and the last (the finished image, which Best-of-N and the final selection judge)."""
+    from ..schedule import FILTER_RESAMPLE, BatchSchedule, default_filters
+
+    plan = default_filters(BatchSchedule.tts_var(1, num_scales), num_scales)
+    return (*sorted(k for k, kind in plan.items() if kind == FILTER_RESAMPLE), num_scales - 1)
 
 
 @dataclass
 class Candidates:
-    """Generated images [P, K, 3, 64, 64] in 0..1 (8-bit values), their prompts and checker labels [P, K]."""
+    """The filter previews [P, V, K, 3, 64, 64] (uint8) of each prompt's candidates at the `scales`
+    (V of them, the last the finished image), their prompts, and the checker's labels [P, K] of the
+    finished images, which every view of a candidate shares."""
 
     images: torch.Tensor
     prompts: list[str]
     accepted: torch.Tensor
+    scales: tuple[int, ...]
+
+    def view(self, rows: torch.Tensor, views: torch.Tensor) -> torch.Tensor:
+        """Images [len(rows), K, 3, H, W] in 0..1: prompt rows[i]'s candidates at view views[i]."""
+        return self.images[rows, views].float().div_(255)
 
 
 @torch.no_grad()
-def generate_candidates(world, metadata: list[dict], candidates: int, seed: int, progress: bool = True) -> Candidates:
-    """`candidates` raw samples per prompt (one batch each, the library's sampling defaults), judged by the checker."""
-    from tqdm import tqdm
-
-    from ..decode import decode_images, quantize_like_official
+def prompt_candidates(world, meta: dict, candidates: int, seed: int, scales: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+    """One prompt's `candidates` raw samples (one batch, the library's sampling defaults): their
+    filter previews [V, K, 3, 64, 64] (uint8) at `scales`, and the checker's verdicts [K] on the
+    finished images (the last of `scales` must be the last scale)."""
+    from ..decode import filter_previews
     from ..infinity.grids import resolve_grid
     from ..sampler import sample_scales, start_state
     from ..schedule import BatchSchedule
@@ -69,15 +97,53 @@ def generate_candidates(world, metadata: list[dict], candidates: int, seed: int,
     from .model import PN
 
     grid = resolve_grid(aspect=1.0, pn=PN)
+    views: dict[int, torch.Tensor] = {}
+
+    def keep_preview(scale: int, state) -> None:
+        if scale in scales:
+            views[scale] = (filter_previews(state) * 255).round().to(torch.uint8)
+
     schedule = BatchSchedule((candidates,) * grid.num_scales)
-    images, accepted = [], []
-    for i, meta in enumerate(tqdm(metadata, desc="generator candidates", disable=not progress, dynamic_ncols=True)):
-        state = start_state(world.model, world.text_encoder.encode(meta["prompt"]), schedule, grid, seed=seed + i)
-        batch = quantize_like_official(decode_images(sample_scales(state))).cpu()
-        pixels = (batch.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
-        images.append(batch)
-        accepted.append(torch.tensor([check(p, meta).correct for p in pixels]))
-    return Candidates(torch.stack(images), [m["prompt"] for m in metadata], torch.stack(accepted))
+    state = start_state(world.model, world.text_encoder.encode(meta["prompt"]), schedule, grid, seed=seed)
+    sample_scales(state, on_scale=keep_preview)
+    finished = views[scales[-1]].permute(0, 2, 3, 1).numpy()
+    return torch.stack([views[k] for k in scales]), torch.tensor([check(p, meta).correct for p in finished])
+
+
+def generate_candidates(world, metadata: list[dict], candidates: int, seed: int, *, progress: bool = True,
+                        cache: Path | None = None, key: str = "", save_every: int = 50) -> Candidates:
+    """`prompt_candidates` of every prompt (prompt i drawn with seed `seed + i`). With `cache`, what
+    is done is saved there every `save_every` prompts, and a run whose `key` matches the saved one
+    continues after it (generation is most of this stage's time)."""
+    from tqdm import tqdm
+
+    from ..infinity.grids import resolve_grid
+    from .model import PN
+
+    scales = judged_scales(resolve_grid(aspect=1.0, pn=PN).num_scales)
+    images: list[torch.Tensor] = []
+    accepted: list[torch.Tensor] = []
+    if cache is not None and cache.is_file():
+        stored = torch.load(cache, map_location="cpu", weights_only=True)
+        if stored.get("key") == key:
+            images, accepted = list(stored["images"].unbind(0)), list(stored["accepted"].unbind(0))
+
+    def save() -> None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"key": key, "images": torch.stack(images), "accepted": torch.stack(accepted)}, cache.with_suffix(".tmp"))
+        cache.with_suffix(".tmp").replace(cache)
+
+    bar = tqdm(total=len(metadata), initial=len(images), desc="generator candidates", disable=not progress,
+               dynamic_ncols=True)
+    for i in range(len(images), len(metadata)):
+        views, verdicts = prompt_candidates(world, metadata[i], candidates, seed + i, scales)
+        images.append(views)
+        accepted.append(verdicts)
+        bar.update(1)
+        if cache is not None and (len(images) % save_every == 0 or len(images) == len(metadata)):
+            save()
+    bar.close()
+    return Candidates(torch.stack(images), [m["prompt"] for m in metadata], torch.stack(accepted), scales)
 
 
 def cosine(model, tokenizer, images: torch.Tensor, prompts: list[str]) -> torch.Tensor:
@@ -102,54 +168,108 @@ def pairwise_loss(model, tokenizer, images: torch.Tensor, prompts: list[str], ac
 
 
 def choice_quality(reward: W.WorldReward, data: Candidates) -> dict:
-    """Over prompts whose candidates the checker splits: how often the reward's argmax is accepted,
-    against a random pick's expected rate."""
-    with torch.no_grad():
-        p, k = data.accepted.shape
-        cos = reward.cosine(data.images.flatten(0, 1), [t for t in data.prompts for _ in range(k)]).view(p, k)
+    """Per judged scale, over prompts whose candidates the checker splits: how often the reward's
+    argmax among the previews at that scale became an accepted image, against a random pick's rate."""
+    p, k = data.accepted.shape
     split = data.accepted.any(1) & ~data.accepted.all(1)
-    chosen = data.accepted[torch.arange(p), cos.argmax(1)]
-    return {"informative_prompts": int(split.sum()), "argmax_accepted": float(chosen[split].float().mean()),
-            "random_pick": float(data.accepted[split].float().mean()), "raw_accepted": float(data.accepted.float().mean())}
+    rows = torch.arange(p)
+    report = {"informative_prompts": int(split.sum()), "random_pick": float(data.accepted[split].float().mean()),
+              "raw_accepted": float(data.accepted.float().mean()), "argmax_accepted": {}}
+    with torch.no_grad():
+        for v, scale in enumerate(data.scales):
+            images = data.view(rows, torch.full((p,), v)).flatten(0, 1)
+            cos = reward.cosine(images, [t for t in data.prompts for _ in range(k)]).view(p, k)
+            chosen = data.accepted[rows, cos.argmax(1)]
+            report["argmax_accepted"][scale] = float(chosen[split].float().mean())
+    return report
 
 
-def tune(verifier_folder: Path, world, config: RewardTuneConfig, out: Path, progress: bool = True) -> dict:
-    """Fine-tune the verifier in `verifier_folder` on the generator's candidates; export to `out/reward`."""
+def format_quality(report: dict) -> str:
+    by_scale = ", ".join(f"scale {s} {a:.2f}" for s, a in report["argmax_accepted"].items())
+    return (f"argmax accepted {by_scale} vs random pick {report['random_pick']:.2f} "
+            f"({report['informative_prompts']} held prompts the checker splits; raw {report['raw_accepted']:.2f})")
+
+
+def _files_digest(*paths: Path) -> str:
+    """A short digest of files' bytes (a folder: its files, sorted): which weights made a cache."""
+    h = hashlib.sha256()
+    for path in paths:
+        for file in sorted(path.rglob("*")) if path.is_dir() else [path]:
+            if file.is_file():
+                h.update(file.name.encode())
+                h.update(file.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def tune(verifier_folder: Path, generator_folder: Path, config: RewardTuneConfig, out: Path, *, resume: bool = False,
+         progress: bool = True, device: str = "cpu") -> dict:
+    """Fine-tune the verifier in `verifier_folder` on the candidates of the world generator in
+    `generator_folder` (drawn on `device`; the tuning itself runs on the CPU, a few minutes);
+    export to `out/reward`. Candidates are cached in `out/checkpoints/reward` and the tuning is
+    checkpointed there every `checkpoint_every` steps; `resume` continues it."""
     from tqdm import tqdm
 
+    from ..errors import TTSVarError
+    from .model import load_world_model, world_weight_paths
     from .prompts import prompt_set
     from .scenes import training_sample
 
+    run = out / RUN_DIR
+    generator = _files_digest(*world_weight_paths(generator_folder))
+    world = load_world_model(generator_folder, device=device)
+    held = generate_candidates(world, prompt_set(config.held_prompts, HELD_SEED), config.candidates, HELD_SEED,
+                               progress=progress, cache=run / "held_candidates.pt",
+                               key=f"{generator}/{HELD_SEED}/{config.held_prompts}/{config.candidates}")
     train_meta = [training_sample(config.seed, i).metadata for i in range(config.prompts)]
-    held = generate_candidates(world, prompt_set(config.held_prompts, HELD_SEED), config.candidates, HELD_SEED, progress)
-    data = generate_candidates(world, train_meta, config.candidates, config.seed, progress)
+    data = generate_candidates(world, train_meta, config.candidates, config.seed, progress=progress,
+                               cache=run / "candidates.pt",
+                               key=f"{generator}/{config.seed}/{config.prompts}/{config.candidates}")
     reward = W.load_world_reward(verifier_folder)
     before = choice_quality(reward, held)
     model = reward.model.float().train().requires_grad_(True)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.0)
-    rng = np.random.default_rng(config.seed)
-    bar = tqdm(range(config.steps), desc="reward on generated candidates", disable=not progress, dynamic_ncols=True)
-    for _ in bar:
+    settings = {k: v for k, v in asdict(config).items() if k not in ("steps", "checkpoint_every")}
+    identity = json.dumps({"config": settings, "generator": generator,
+                           "verifier": _files_digest(verifier_folder)}, sort_keys=True)
+    checkpoint, step = run / TUNE_CHECKPOINT, 0
+    if resume and checkpoint.is_file():
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        if state.get("identity") != identity:
+            raise TTSVarError(f"checkpoint '{checkpoint}' was written by a run with other settings or weights "
+                              f"({state.get('identity')}); resume with the same options, or delete it to start over.")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        step = int(state["step"])
+    trained_views = np.arange(len(data.scales)) if config.previews else np.array([len(data.scales) - 1])
+    bar = tqdm(range(step, config.steps), initial=step, total=config.steps, desc="reward on generated candidates",
+               disable=not progress, dynamic_ncols=True)
+    for step in bar:
+        rng = np.random.default_rng([config.seed, step, 0x2E3A])  # the step's draws alone: resuming is exact
         rows = torch.from_numpy(rng.choice(len(data.prompts), config.batch_prompts, replace=False))
-        loss = pairwise_loss(model, reward.tokenizer, data.images[rows], [data.prompts[i] for i in rows],
+        views = torch.from_numpy(rng.choice(trained_views, size=config.batch_prompts))
+        loss = pairwise_loss(model, reward.tokenizer, data.view(rows, views), [data.prompts[i] for i in rows],
                              data.accepted[rows], config.scale)
-        if loss is None:
-            continue
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
+        if loss is not None:
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
+        if (step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps:
+            run.mkdir(parents=True, exist_ok=True)
+            torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step + 1,
+                        "identity": identity}, checkpoint.with_suffix(".tmp"))
+            checkpoint.with_suffix(".tmp").replace(checkpoint)
     model = V.bf16_rounded(model.eval().requires_grad_(False))
     verifier_config = _config_of(verifier_folder)
     tuned = V.reward_from_model(model, verifier_config)
     with torch.no_grad():
-        cos = torch.cat([tuned.cosine(data.images[i], [data.prompts[i]] * config.candidates)
-                         for i in range(len(data.prompts))]).double()
+        cos = torch.cat([tuned.cosine(data.view(torch.tensor([i]), torch.tensor([v]))[0],
+                                      [data.prompts[i]] * config.candidates)
+                         for i in range(len(data.prompts)) for v in trained_views]).double()
     calibration = {"mean": float(cos.mean()), "std": float(cos.std()), "pairs": int(cos.numel()),
-                   "population": "cosine over the world generator's raw candidates for training-stream prompts"}
-    run = out / RUN_DIR
-    run.mkdir(parents=True, exist_ok=True)
+                   "population": "cosine over the world generator's raw candidates for training-stream prompts, "
+                                 f"previews at scales {[data.scales[v] for v in trained_views]}"}
     torch.save({"model": model.state_dict(), "config": asdict(verifier_config)}, run / V.CHECKPOINT)
     folder = V.export(run, out / REWARD_FOLDER, calibration=calibration)
     after = choice_quality(W.load_world_reward(folder), held)
@@ -173,15 +293,13 @@ def train_from_args(args: argparse.Namespace) -> None:
     """`python -m ttsvar.world train reward`: tune `--out/verifier` (else the package's) on `--out`'s
     generator (else the package's); the tuned reward goes to `--out/reward`."""
     from .__main__ import WEIGHTS_DIR
-    from .model import TRANSFORMER_FILE, load_world_model
+    from .model import TRANSFORMER_FILE
 
     out = Path(args.out)
     verifier = out / "verifier" if (out / "verifier" / "config.json").is_file() else WEIGHTS_DIR / "verifier"
-    world = load_world_model(out if (out / TRANSFORMER_FILE).is_file() else WEIGHTS_DIR)
+    generator = out if (out / TRANSFORMER_FILE).is_file() else WEIGHTS_DIR
     config = RewardTuneConfig(seed=args.seed, **({"steps": args.steps} if args.steps else {}))
-    report = tune(verifier, world, config, out)
+    report = tune(verifier, generator, config, out, resume=args.resume, device=args.device)
     print(f"world reward tuned on generated candidates → {out / REWARD_FOLDER}")
     for name in ("held_before", "held_after"):
-        r = report[name]
-        print(f"  {name}: argmax accepted {r['argmax_accepted']:.2f} vs random pick {r['random_pick']:.2f} "
-              f"({r['informative_prompts']} held prompts the checker splits; raw {r['raw_accepted']:.2f})")
+        print(f"  {name}: {format_quality(report[name])}")
