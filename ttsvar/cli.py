@@ -125,6 +125,17 @@ def load_verifier(spec: str, kind: str, device, **options):
     return load(family, path, device=device, **options)
 
 
+def image_path(text: str) -> Path:
+    """`--out` as an image file PIL can write, checked before any work is done."""
+    from PIL import Image
+
+    path = Path(text)
+    if path.suffix.lower() not in Image.registered_extensions():
+        raise TTSVarError(f"--out '{text}' must name an image file with a known extension, "
+                          f"e.g. '{path.with_suffix('.png')}' (.png, .jpg, .webp, ...).")
+    return path
+
+
 def _write_images(images, out: Path) -> list[Path]:
     from PIL import Image
 
@@ -160,6 +171,7 @@ def search_and_write(model, encoder, args) -> tuple[list[Path], dict]:
     from ttsvar.pipelines import plan, run_strategy
     from ttsvar.schedule import BatchSchedule
 
+    out = image_path(args.out)
     grid = resolve_grid(width=args.width, height=args.height, aspect=args.aspect, pn=args.pn)
     condition = encoder.encode(args.prompt, args.negative)
     schedule = BatchSchedule.parse(args.schedule, grid.num_scales, args.n) if args.schedule else None
@@ -176,7 +188,6 @@ def search_and_write(model, encoder, args) -> tuple[list[Path], dict]:
         score_from=args.score_from,
     )
     bar.close()
-    out = Path(args.out)
     paths = _write_images(result.images, out)
     record = {**result.record, "strategy": args.strategy, "n": args.n, "fast_filters": args.fast_filters,
               "score_from": args.score_from, "seconds": round(time.perf_counter() - start, 3),
