@@ -42,6 +42,7 @@ from ..infinity.bsq import self_correcting_targets
 from ..infinity.grids import resolve_grid
 from ..infinity.training import SequenceLayout, bitwise_loss, encode_text_batch, forward_sequence
 from ..infinity.transformer import InfinityArch, InfinityTransformer
+from .files import save_atomically
 from .text_encoder import TextEncoderConfig, build_tokenizer, encode_captions, new_text_encoder, save_text_encoder
 
 PN = "0.06M"
@@ -134,9 +135,7 @@ def encode_dataset(vae, config: T2ITrainConfig, *, cache: Path | None = None, pr
         captions += [s.caption for s in samples]
     data = LatentDataset(torch.cat(features), captions)
     if cache is not None:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({"key": key, "features": data.features, "captions": data.captions}, cache.with_suffix(".tmp"))
-        cache.with_suffix(".tmp").replace(cache)
+        save_atomically({"key": key, "features": data.features, "captions": data.captions}, cache)
     return data
 
 
@@ -255,11 +254,8 @@ class Trainer:
     # ---- checkpoints ----
 
     def save_checkpoint(self, path: Path, step: int) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        torch.save({"transformer": self.transformer.state_dict(), "text_encoder": self.text_encoder.state_dict(),
-                    "optimizer": self.optimizer.state_dict(), "step": step, "config": self.config.identity()}, tmp)
-        tmp.replace(path)
+        save_atomically({"transformer": self.transformer.state_dict(), "text_encoder": self.text_encoder.state_dict(),
+                         "optimizer": self.optimizer.state_dict(), "step": step, "config": self.config.identity()}, path)
 
     def load_checkpoint(self, path: Path) -> int:
         state = torch.load(path, map_location=self.device, weights_only=True)

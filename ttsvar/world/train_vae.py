@@ -36,6 +36,7 @@ from ..errors import TTSVarError
 from ..infinity.bsq import quantize_ste
 from ..infinity.grids import resolve_grid
 from ..infinity.vae import BSQVAE, VAEConfig
+from .files import save_atomically
 from .render import render
 from .scenes import Scene, SceneObject, sample_background, training_sample
 from .vocab import COLORS, SHAPES
@@ -155,11 +156,8 @@ def learning_rate(config: VAETrainConfig, step: int) -> float:
 
 def _save_checkpoint(path: Path, model: BSQVAE, optimizer: torch.optim.Optimizer, step: int,
                      config: VAETrainConfig) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
-                "config": config.identity()}, tmp)
-    tmp.replace(path)
+    save_atomically({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
+                     "config": config.identity()}, path)
 
 
 def _load_checkpoint(path: Path, model: BSQVAE, optimizer: torch.optim.Optimizer, config: VAETrainConfig) -> int:

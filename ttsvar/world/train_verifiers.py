@@ -33,6 +33,7 @@ from ..errors import TTSVarError
 from ..scoring import world as W
 from . import near_miss as NM
 from .degrade import degrade
+from .files import save_atomically
 from .render import render
 from .scenes import training_sample
 from .vocab import SHAPES, VOCABULARY
@@ -215,11 +216,8 @@ def make_optimizer(model, config: VerifierConfig) -> torch.optim.Optimizer:
 # ---------------------------------------------------------------- checkpoints
 
 def save_checkpoint(path: Path, model, optimizer, step: int, seed: int, config: VerifierConfig, seconds: float) -> None:
-    """Written to a temporary file and renamed, so an interrupted save never leaves a torn file."""
-    tmp = path.with_suffix(".tmp")
-    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step, "seed": seed,
-                "config": asdict(config), "seconds": seconds}, tmp)
-    tmp.replace(path)
+    save_atomically({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step, "seed": seed,
+                     "config": asdict(config), "seconds": seconds}, path)
 
 
 def load_checkpoint(path: Path, model, optimizer, seed: int, config: VerifierConfig,

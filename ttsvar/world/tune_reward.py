@@ -36,6 +36,7 @@ import torch.nn.functional as F
 
 from ..scoring import world as W
 from . import train_verifiers as V
+from .files import save_atomically
 
 RUN_DIR = Path("checkpoints") / "reward"
 TUNE_CHECKPOINT = "tuning.pt"
@@ -128,11 +129,6 @@ def generate_candidates(world, metadata: list[dict], candidates: int, seed: int,
         if stored.get("key") == key:
             images, accepted = list(stored["images"].unbind(0)), list(stored["accepted"].unbind(0))
 
-    def save() -> None:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({"key": key, "images": torch.stack(images), "accepted": torch.stack(accepted)}, cache.with_suffix(".tmp"))
-        cache.with_suffix(".tmp").replace(cache)
-
     bar = tqdm(total=len(metadata), initial=len(images), desc="generator candidates", disable=not progress,
                dynamic_ncols=True)
     for i in range(len(images), len(metadata)):
@@ -141,7 +137,7 @@ def generate_candidates(world, metadata: list[dict], candidates: int, seed: int,
         accepted.append(verdicts)
         bar.update(1)
         if cache is not None and (len(images) % save_every == 0 or len(images) == len(metadata)):
-            save()
+            save_atomically({"key": key, "images": torch.stack(images), "accepted": torch.stack(accepted)}, cache)
     bar.close()
     return Candidates(torch.stack(images), [m["prompt"] for m in metadata], torch.stack(accepted), scales)
 
@@ -256,10 +252,8 @@ def tune(verifier_folder: Path, generator_folder: Path, config: RewardTuneConfig
             optimizer.step()
             bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
         if (step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps:
-            run.mkdir(parents=True, exist_ok=True)
-            torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step + 1,
-                        "identity": identity}, checkpoint.with_suffix(".tmp"))
-            checkpoint.with_suffix(".tmp").replace(checkpoint)
+            save_atomically({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step + 1,
+                             "identity": identity}, checkpoint)
     model = V.bf16_rounded(model.eval().requires_grad_(False))
     verifier_config = _config_of(verifier_folder)
     tuned = V.reward_from_model(model, verifier_config)
