@@ -191,7 +191,7 @@ def test_reward_candidates_are_the_searchs_previews_at_the_judged_scales_and_res
     assert not torch.equal(data.images[1, 0], data.images[1, 2])
 
     stored = torch.load(cache, weights_only=True)
-    torch.save({"key": "k", "images": stored["images"][:2], "accepted": stored["accepted"][:2]}, cache)
+    torch.save({"key": stored["key"], "images": stored["images"][:2], "accepted": stored["accepted"][:2]}, cache)
     drawn = []
     draw = R.prompt_candidates
     monkeypatch.setattr(R, "prompt_candidates", lambda world, meta, *rest: drawn.append(meta) or draw(world, meta, *rest))
@@ -200,6 +200,10 @@ def test_reward_candidates_are_the_searchs_previews_at_the_judged_scales_and_res
     assert torch.equal(again.images, data.images) and torch.equal(again.accepted, data.accepted)
     R.generate_candidates(world, metadata[:1], candidates=2, seed=11, progress=False, cache=cache, key="other weights")
     assert len(drawn) == 2
+    finished = R.generate_candidates(world, metadata[:1], candidates=2, seed=11, progress=False, cache=cache, key="k",
+                                     previews=False)
+    assert len(drawn) == 3
+    assert finished.scales == (6,) and torch.equal(finished.images, data.images[:1, 2:])
 
 
 def test_reward_tuning_resumed_from_its_checkpoint_equals_an_uninterrupted_run(tmp_path, monkeypatch):

@@ -8,10 +8,10 @@ batch shrinks), so a large early batch never reserves room for the long late sca
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 
 class KVCache:
-    attn_mask = None  # every query of a scale sees all cached keys (block-causal by construction)
 
     def __init__(self, depth: int, rows: int, heads: int, head_dim: int, capacity: int, dtype: torch.dtype, device):
         shape = (rows, heads, capacity, head_dim)
@@ -46,6 +46,10 @@ class KVCache:
         self.keys[layer][:, :, self.length : end] = k
         self.values[layer][:, :, self.length : end] = v
         return self.keys[layer][:, :, :end], self.values[layer][:, :, :end]
+
+    def attend(self, q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+        """Attention of one scale's queries: they see every cached key (block-causal by construction)."""
+        return F.scaled_dot_product_attention(q, keys, values, scale=1.0)
 
     def advance(self, tokens: int) -> None:
         self.length += tokens

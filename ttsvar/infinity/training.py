@@ -27,16 +27,29 @@ from ttsvar.infinity.transformer import InfinityTransformer
 
 
 class BlockCausal:
-    """Stands in for the KV cache in a full-sequence pass: keys are this pass's own, masked by scale."""
+    """Stands in for the KV cache in a full-sequence pass: keys are this pass's own, masked by scale.
+
+    The last scale's queries see every key, so they are attended without a mask and the mask covers
+    only the earlier scales: a quarter less attention work for a 7-scale sequence, the same result.
+    """
 
     def __init__(self, attn_mask: torch.Tensor):
-        self.attn_mask = attn_mask
+        self.last_start = int(attn_mask.all(dim=1).long().argmax())
+        self.head_mask = attn_mask[: self.last_start, : self.last_start]
 
     def append(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return k.to(v.dtype), v
 
     def advance(self, tokens: int) -> None:
         pass
+
+    def attend(self, q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+        n = self.last_start
+        if n == 0:  # one scale: nothing is masked
+            return F.scaled_dot_product_attention(q, keys, values, scale=1.0)
+        head = F.scaled_dot_product_attention(q[:, :, :n], keys[:, :, :n], values[:, :, :n], attn_mask=self.head_mask,
+                                              scale=1.0)
+        return torch.cat([head, F.scaled_dot_product_attention(q[:, :, n:], keys, values, scale=1.0)], dim=2)
 
 
 @dataclass(frozen=True)

@@ -85,7 +85,7 @@ class SelfAttention(nn.Module):
             k = apply_rope(F.normalize(k.float(), dim=-1, eps=1e-12), rope)
         keys, values = cache.append(layer, k, v)
         q = q.to(values.dtype)
-        out = F.scaled_dot_product_attention(q, keys, values, attn_mask=cache.attn_mask, scale=1.0)
+        out = cache.attend(q, keys, values)
         return self.proj(out.transpose(1, 2).reshape(B, L, C))
 
 

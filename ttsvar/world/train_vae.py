@@ -54,7 +54,7 @@ class VAETrainConfig:
     """Everything a run depends on; a checkpoint resumes only under an equal config (steps aside)."""
 
     seed: int = 0
-    steps: int = 2500
+    steps: int = 1600
     batch: int = 8
     lr: float = 3e-3
     warmup: int = 30

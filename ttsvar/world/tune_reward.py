@@ -49,7 +49,7 @@ HELD_SEED = 20_261_206
 @dataclass(frozen=True)
 class RewardTuneConfig:
     seed: int = 0
-    prompts: int = 600
+    prompts: int = 400
     candidates: int = 8
     steps: int = 300
     batch_prompts: int = 16
@@ -112,8 +112,10 @@ def prompt_candidates(world, meta: dict, candidates: int, seed: int, scales: tup
 
 
 def generate_candidates(world, metadata: list[dict], candidates: int, seed: int, *, progress: bool = True,
-                        cache: Path | None = None, key: str = "", save_every: int = 50) -> Candidates:
-    """`prompt_candidates` of every prompt (prompt i drawn with seed `seed + i`). With `cache`, what
+                        cache: Path | None = None, key: str = "", save_every: int = 50,
+                        previews: bool = True) -> Candidates:
+    """`prompt_candidates` of every prompt (prompt i drawn with seed `seed + i`), viewed at every
+    judged scale, or only finished when not `previews` (a third of the decoding). With `cache`, what
     is done is saved there every `save_every` prompts, and a run whose `key` matches the saved one
     continues after it (generation is most of this stage's time)."""
     from tqdm import tqdm
@@ -122,6 +124,8 @@ def generate_candidates(world, metadata: list[dict], candidates: int, seed: int,
     from .model import PN
 
     scales = judged_scales(resolve_grid(aspect=1.0, pn=PN).num_scales)
+    scales = scales if previews else scales[-1:]
+    key = f"{key}/{scales}"
     images: list[torch.Tensor] = []
     accepted: list[torch.Tensor] = []
     if cache is not None and cache.is_file():
@@ -218,7 +222,7 @@ def tune(verifier_folder: Path, generator_folder: Path, config: RewardTuneConfig
                                key=f"{generator}/{HELD_SEED}/{config.held_prompts}/{config.candidates}")
     train_meta = [training_sample(config.seed, i).metadata for i in range(config.prompts)]
     data = generate_candidates(world, train_meta, config.candidates, config.seed, progress=progress,
-                               cache=run / "candidates.pt",
+                               cache=run / "candidates.pt", previews=config.previews,
                                key=f"{generator}/{config.seed}/{config.prompts}/{config.candidates}")
     reward = W.load_world_reward(verifier_folder)
     before = choice_quality(reward, held)
