@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ttsvar.errors import TTSVarError
 
-DEMO_PROMPT = "a photo of a green triangle"
+DEMO_PROMPT = "a photo of a red circle"
 """The demo's default prompt: a colour and a shape, a category the world model solves about half the
 time with one sample (two objects with their colours it rarely gets right)."""
 VERIFIER_HELP = (
