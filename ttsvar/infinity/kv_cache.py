@@ -12,7 +12,6 @@ import torch.nn.functional as F
 
 
 class KVCache:
-
     def __init__(self, depth: int, rows: int, heads: int, head_dim: int, capacity: int, dtype: torch.dtype, device):
         shape = (rows, heads, capacity, head_dim)
         self.keys = [torch.empty(shape, dtype=dtype, device=device) for _ in range(depth)]

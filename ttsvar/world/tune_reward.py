@@ -12,11 +12,11 @@ benchmarks and the tests, and it errs where it generalises badly. Its scores are
 the generator's candidates, as ImageReward's are over generated images.
 
 The search asks the reward about *previews* too: TTS-VAR resamples on the images of the partial
-code maps (`judged_scales`: where the paper's plan resamples, and the finished image). A reward
-tuned on finished images alone ranked those previews worse than it ranked finished images, so each
-candidate is shown to the reward at every judged scale, each view labelled with the checker's
-verdict on the image the candidate finally became: a preview is good when it leads to a right
-picture, which is what a resampling step needs to know.
+code maps (`judged_scales`: where the paper's plan resamples, and the finished image), so the held
+report measures the reward's choice at every judged scale. The tuning itself uses the finished
+images: `RewardTuneConfig(previews=True)` shows it every judged scale's preview instead, each
+labelled with the checker's verdict on the image the candidate finally became, and measured worse
+(README, "The synthetic world").
 
     python -m ttsvar.world train reward --out DIR    # DIR/verifier and DIR's generator (else the package's) → DIR/reward
     python -m ttsvar.world train reward --out DIR --resume    # after an interruption: candidates cached, tuning checkpointed
@@ -240,7 +240,7 @@ def tune(verifier_folder: Path, generator_folder: Path, config: RewardTuneConfig
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         step = int(state["step"])
-    trained_views = np.arange(len(data.scales)) if config.previews else np.array([len(data.scales) - 1])
+    trained_views = np.arange(len(data.scales))  # the training candidates hold only the views tuned on
     bar = tqdm(range(step, config.steps), initial=step, total=config.steps, desc="reward on generated candidates",
                disable=not progress, dynamic_ncols=True)
     for step in bar:
