@@ -22,7 +22,7 @@ WORLD = "(world model demo)"
 BUILT_IN = "(built-in world verifier)"
 #: Loader entries that ship with the pack: a workflow naming them runs anywhere, as it is.
 SHIPPED = (WORLD, BUILT_IN)
-WORLD_PROMPT = "a photo of a red circle and a blue square"
+WORLD_PROMPT = "a photo of three circles"  # counting: where the search gains most on the world (README)
 
 PROMPT = "a red fox sitting in fresh snow at golden hour, detailed fur, 35mm photo"
 
