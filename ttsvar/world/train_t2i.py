@@ -310,10 +310,12 @@ def train_t2i(config: T2ITrainConfig, vae, out_dir: str | Path, *, resume: bool 
 # ---- evaluation -------------------------------------------------------------------------------
 
 
-def evaluate_raw(model, text_encoder, n: int = 240, seed: int = EVAL_SEED, *, cfg: float = 3.0,
+def evaluate_raw(model, text_encoder, n: int = 960, seed: int = EVAL_SEED, *, cfg: float = 3.0,
                  progress: bool = True) -> dict:
     """The checker's accuracy of one raw sample per prompt (library defaults but `cfg`) on the held
-    prompt set `prompt_set(n, seed)`: overall and per category, with the counts."""
+    prompt set `prompt_set(n, seed)`: overall and per category, with the counts. The default 960
+    prompts (about 2 min on 2 CPU cores) put the standard error near 1.3 points, so two runs of the
+    training can be compared to within a few points; 240 prompts would leave 2.7."""
     from tqdm import tqdm
 
     from ..pipelines import run_strategy
