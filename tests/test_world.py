@@ -63,13 +63,13 @@ def test_prompts_follow_geneval_schema_and_templates():
         "tag": "counting", "include": [{"class": "triangle", "count": 3}],
         "exclude": [{"class": "triangle", "count": 4}],
         "prompt": "a photo of three triangles"}
-    assert _prompt("a photo of an orange cross")["include"] == [{"class": "cross", "count": 1, "color": "orange"}]
+    assert _prompt("a photo of an orange wedge")["include"] == [{"class": "wedge", "count": 1, "color": "orange"}]
     # GenEval lists the reference object first; the subject points at it by index.
     assert _prompt("a photo of a circle right of a square")["include"] == [
         {"class": "square", "count": 1}, {"class": "circle", "count": 1, "position": ["right of", 0]}]
     assert _prompt("a photo of a red circle and a blue square")["tag"] == "color_attr"
     assert _prompt("a photo of a circle and a square")["tag"] == "two_object"
-    assert _prompt("a photo of two crosses")["include"][0]["count"] == 2
+    assert _prompt("a photo of two wedges")["include"][0]["count"] == 2
     sizes = {tag: len(all_prompts(tag)) for tag in TAGS}
     n, c = len(SHAPES), len(COLORS)
     assert sizes == {"single_object": n, "two_object": n * (n - 1), "counting": 3 * n, "colors": n * c,
@@ -181,7 +181,7 @@ def test_checker_rejects_clear_negatives():
     image = render(scene, 128)
     expected = {
         "a photo of a circle": True, "a photo of a triangle": False,
-        "a photo of a circle and a square": True, "a photo of a circle and a cross": False,
+        "a photo of a circle and a square": True, "a photo of a circle and a wedge": False,
         "a photo of two circles": False,
         "a photo of a red circle": True, "a photo of a green circle": False,
         "a photo of a circle left of a square": True, "a photo of a circle right of a square": False,
@@ -211,11 +211,11 @@ def test_checker_handles_small_renders():
 
 
 def test_checker_reads_float_images_and_refuses_bad_ones():
-    scene = _scene(("cross", "green", (0.5, 0.5), 0.3))
+    scene = _scene(("wedge", "green", (0.5, 0.5), 0.3))
     image = render(scene, 96)
     as_float = image.astype(np.float32) / 255.0
     assert detect(as_float) == detect(image) == detect(as_float[None])
-    assert check(as_float, _prompt("a photo of a green cross")).correct
+    assert check(as_float, _prompt("a photo of a green wedge")).correct
     with pytest.raises(TTSVarError, match="one RGB image"):
         detect(np.zeros((2, 64, 64, 3), dtype=np.uint8))
     with pytest.raises(TTSVarError, match="uint8"):
@@ -258,5 +258,6 @@ def test_checker_degrades_gracefully(cases):
     for distort in (blur(1.5), blur(3), noise, lambda im: _jpeg(im, 30)):
         positives, negatives = accuracy(distort)
         assert positives >= 0.95 and negatives >= 0.95, (positives, negatives)
-    positives, negatives = accuracy(blur(8))
+    # 10 px: most objects lose their shape (at 8 px the larger two-object scenes still mostly pass).
+    positives, negatives = accuracy(blur(10))
     assert positives < 0.6 and negatives >= 0.9, (positives, negatives)

@@ -72,7 +72,7 @@ def test_text_encoder_folder_gives_the_training_features(tmp_path):
     model, tokenizer = new_text_encoder(config, seed=0), build_tokenizer()
     save_text_encoder(model, tokenizer, tmp_path / "te")
     encoder = load_text_encoder(tmp_path / "te")
-    captions = ["a photo of an orange triangle left of a purple cross", "a photo of two circles"]
+    captions = ["a photo of an orange triangle left of a purple wedge", "a photo of two circles"]
     with torch.no_grad():
         trained = encode_captions(encoder.model, tokenizer, captions)
     for caption, features in zip(captions, trained):

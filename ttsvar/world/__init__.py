@@ -1,6 +1,6 @@
 """A synthetic text-to-image world where correctness is known exactly (numpy, Pillow, scipy; no torch).
 
-Scenes hold one to four flat shapes (circle, square, triangle, cross) in six colours on
+Scenes hold one to four flat shapes (circle, square, triangle, wedge: a triangle pointing down) in six colours on
 a plain, gradient or gently textured background. Prompts follow GenEval's six categories and
 its metadata format (``single_object``, ``two_object``, ``counting``, ``colors``, ``position``,
 ``color_attr``), e.g. "a photo of a red circle left of a blue square". For every prompt the world

@@ -22,16 +22,11 @@ TEXTURE_AMPLITUDE = 10.0
 """Peak deviation of a texture from its tone, in 0..255 levels: visible, far below any colour gap."""
 TEXTURE_GRID = 6
 """A texture is a 6x6 grid of random shades, bicubically interpolated: gentle blotches, no fine grain."""
-CROSS_ARM = 0.4
-"""Width of a cross's arms as a fraction of its box: wide enough to survive blur at 18 px."""
-
-_a = CROSS_ARM
 _POLYGONS: dict[str, list[tuple[float, float]]] = {
     # Vertices in a box spanning -1..1 on both axes, y pointing down.
     "square": [(-1, -1), (1, -1), (1, 1), (-1, 1)],
     "triangle": [(0, -1), (1, 1), (-1, 1)],
-    "cross": [(-_a, -1), (_a, -1), (_a, -_a), (1, -_a), (1, _a), (_a, _a), (_a, 1), (-_a, 1),
-              (-_a, _a), (-1, _a), (-1, -_a), (-_a, -_a)],
+    "wedge": [(-1, -1), (1, -1), (0, 1)],
 }
 
 

@@ -11,15 +11,18 @@ colour-shifted output of a small generative model:
   ========  =====================  ==========================  ===========================
   circle    0.79                   centred                      round, no corners
   square    1.00                   centred                      fills its box
-  triangle  0.50 (apex up)         low (centroid at 2/3 down)   top-bottom asymmetry
-  cross     0.64 (arms 0.4 wide)   centred, concave             empty box corners, arms
+  triangle  0.50 (apex up)         low (centroid at 2/3 down)   mass low, empty top corners
+  wedge     0.50 (apex down)       high (centroid at 1/3 down)  mass high, empty bottom corners
   ========  =====================  ==========================  ===========================
 
-  The closest pair (circle, square) overlaps at IoU 0.79 in a common box. A diamond was tried and
-  dropped: blurred, its outline is as near a circle's or a cross's as its own (at a 2 px blur the
-  checker took over half of them for one of those; with blurred templates it took clean circles
-  for blurred diamonds). Stars, hearts and rings were not tried: their defining details (points,
-  the hole) vanish at 20 px after a stride-8 VAE.
+  The closest pair (circle, square) overlaps at IoU 0.79 in a common box. Each shape differs from
+  the others in where its mass sits within the box, which a VAR model decides at its coarse scales
+  (4×4 tokens and below). A cross (arms 0.4 wide) was the fourth shape until the world's second
+  version: centred like a circle, it differs from one only by a faint pattern at the 6×6 and 8×8
+  scales, and the world's small generator never learnt to draw one (0.8% of the prompts asking for
+  a cross; ``benchmarks/bench_world_shapes.py``). A diamond was tried and dropped: blurred, its
+  outline is as near a circle's as its own. Stars, hearts and rings were not tried: their defining
+  details (points, the hole) vanish at 20 px after a stride-4 VAE.
 - **Colours** are six saturated hues named as GenEval names them; in RGB every pair is at least
   98 apart (orange/yellow is the closest pair) so a colour shifted by a few tens of levels still
   lands on the right name.
@@ -31,7 +34,7 @@ colour-shifted output of a small generative model:
 
 from __future__ import annotations
 
-SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "cross")
+SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "wedge")
 
 COLORS: dict[str, tuple[int, int, int]] = {
     "red": (210, 35, 45),
@@ -71,7 +74,7 @@ TAGS: tuple[str, ...] = ("single_object", "two_object", "counting", "colors", "p
 
 
 def plural(noun: str) -> str:
-    """GenEval's plural rule (nouns ending in 's' take 'es'): cross -> crosses, circle -> circles."""
+    """GenEval's plural rule (nouns ending in 's' take 'es'): glass -> glasses, circle -> circles."""
     return f"{noun}es" if noun.endswith("s") else f"{noun}s"
 
 
@@ -96,4 +99,4 @@ VOCABULARY: tuple[str, ...] = _vocabulary()
 text encoder may use the position in this tuple as the token id)."""
 
 MAX_CAPTION_WORDS = 11
-"""The longest caption the world writes: "a photo of an orange triangle left of a purple cross"."""
+"""The longest caption the world writes: "a photo of an orange triangle left of a purple wedge"."""
