@@ -11,9 +11,10 @@ from pathlib import Path
 
 from ttsvar.errors import TTSVarError
 
-DEMO_PROMPT = "a photo of a red circle"
-"""The demo's default prompt: a colour and a shape, a category the world model solves about half the
-time with one sample (two objects with their colours it rarely gets right)."""
+DEMO_PROMPT = "a photo of a blue wedge"
+"""The demo's default prompt: a colour and a shape (the world's own wedge, a triangle pointing down),
+a category the world model solves three times in four with one sample (two objects with their
+colours it rarely gets right)."""
 VERIFIER_HELP = (
     "'colorfulness' / 'thumbnail' (built in, no weights), or FAMILY:PATH for a model from local files, "
     "e.g. imagereward:/models/ImageReward or dinov2:/models/dinov2-with-registers-large"
