@@ -1,7 +1,7 @@
 """A synthetic text-to-image world where correctness is known exactly (numpy, Pillow, scipy; no torch).
 
-Scenes hold one to four flat shapes (circle, square, triangle, wedge: a triangle pointing down) in six colours on
-a plain, gradient or gently textured background. Prompts follow GenEval's six categories and
+Scenes hold one to four flat shapes (circle, square, triangle, wedge: a triangle pointing down) in
+six colours on a plain, gradient or gently textured background. Prompts follow GenEval's six categories and
 its metadata format (``single_object``, ``two_object``, ``counting``, ``colors``, ``position``,
 ``color_attr``), e.g. "a photo of a red circle left of a blue square". For every prompt the world
 can draw a matching scene (``sample_scene``) and render it at any size (``render``); it can say

@@ -52,8 +52,7 @@ TEMPLATE_SIZE = 32
 MIN_SHAPE_IOU = 0.7
 """Below this soft IoU with its best template a blob is no shape: it is then further from every
 shape than any shape's nearest other shape is from it (0.76 to 0.85; triangle and wedge are 0.59
-apart). Renders score above 0.9,
-blurred or compressed ones above 0.8."""
+apart). Renders score above 0.9, blurred or compressed ones above 0.8."""
 MAX_BACKGROUND_RESIDUAL = 50.0
 """Median distance (RGB) of the border ring from the fitted background above which the image has
 no background and so no objects: half the gap between any background tone and the nearest object
