@@ -35,6 +35,12 @@ def test_demo_runs_the_tts_var_search_on_the_world_model(tmp_path, capsys):
     assert "(64x64, tts-var, N=1" in printed and "after scale" in printed and "the checker sees:" in printed
 
 
+def test_the_demo_makes_the_folder_its_out_path_names(tmp_path):
+    out = tmp_path / "new" / "folder" / "demo.png"
+    assert main(["demo", "--out", str(out)]) == 0
+    assert Image.open(out).size == (64, 64) and out.with_suffix(".json").is_file()
+
+
 def test_an_out_path_without_an_image_extension_is_refused_before_the_search(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path / "demo")]) == 2
     assert "must name an image file" in capsys.readouterr().err and not list(tmp_path.iterdir())

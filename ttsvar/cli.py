@@ -138,8 +138,10 @@ def image_path(text: str) -> Path:
 
 
 def _write_images(images, out: Path) -> list[Path]:
+    """Save the images as `out` (then `out`'s stem with _1, _2 …), making its folder if need be."""
     from PIL import Image
 
+    out.parent.mkdir(parents=True, exist_ok=True)
     paths = []
     for i, img in enumerate(images):
         path = out if i == 0 else out.with_name(f"{out.stem}_{i}{out.suffix}")
