@@ -95,8 +95,9 @@ def test_train_command_dispatches_vae_first(tmp_path, capsys, monkeypatch):
 
 def test_the_committed_vae_reconstructs_scenes_the_checker_still_passes():
     """The shipped bf16 VAE (`python -m ttsvar.world train vae`, 1600 steps): 99.0% of 200 held-out
-    reconstructions pass the checker at 31.9 dB. 40 scenes here (all 40 pass); the bounds leave room for other CPUs' rounding, a VAE that lost its
-    shapes or colours (an untrained one: 0%) fails."""
+    reconstructions pass the checker at 31.9 dB. 40 scenes here (all 40 pass); the bounds leave
+    room for other CPUs' rounding, a VAE that lost its shapes or colours (an untrained one: 0%)
+    fails."""
     from ttsvar.world.model import VAE_FILE, WEIGHTS_DIR
     from ttsvar.world.train_vae import evaluate_reconstruction
 

@@ -17,10 +17,11 @@ colour-shifted output of a small generative model:
 
   The closest pair (circle, square) overlaps at IoU 0.79 in a common box. Each shape differs from
   the others in how its mass fills the box (high or low, into the corners or not), which a VAR
-  model decides at its coarse scales (the world's generator by 4×4 or 6×6 tokens). A cross (arms 0.4 wide) was the fourth shape until the world's second
-  version: centred like a circle, it differs from one only by a faint pattern at the 6×6 and 8×8
-  scales, and the world's small generator never learnt to draw one (0.8% of the prompts asking for
-  a cross; ``benchmarks/bench_world_shapes.py``). A diamond was tried and dropped: blurred, its
+  model decides at its coarse scales (the world's generator by 4×4 or 6×6 tokens). A cross (arms
+  0.4 wide) was the fourth shape until the world's second version: centred like a circle, it
+  differs from one only by a faint pattern at the 6×6 and 8×8 scales, and the world's small
+  generator never learnt to draw one (0.8% of the prompts asking for a cross;
+  ``benchmarks/bench_world_shapes.py``). A diamond was tried and dropped: blurred, its
   outline is as near a circle's as its own. Stars, hearts and rings were not tried: their defining
   details (points, the hole) vanish at 20 px after a stride-4 VAE.
 - **Colours** are six saturated hues named as GenEval names them; in RGB every pair is at least
